@@ -1,0 +1,1 @@
+"""The layer every task stands on: inventory, SSH sessions, change steps and per-host results."""

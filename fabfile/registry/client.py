@@ -471,6 +471,9 @@ class RegistryClient:
         detail = _error_text(response) or response.reason_phrase
         where = {"registry": self.registry, "repository": context[0], "reference": context[1]}
         what = f"{method} {url.path} answered {status} {detail}"
+        if status == 401 and "insufficient_scope" in response.headers.get("WWW-Authenticate", ""):
+            needed = " ".join(scopes)
+            return AccessDenied(f"{what}; the token service granted less than {needed}", **where)
         if status == 401:
             return AuthenticationRequired(
                 f"{what}; check the user name and password for this registry", **where

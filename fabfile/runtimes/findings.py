@@ -51,7 +51,8 @@ class RuntimeConfigError(Exception):
         self.remedy = remedy
         self.line = line
         where = f"{path}:{line}" if line is not None else path
-        text = f"{where}: {key}: {problem.rstrip('.')}."
+        end = "" if problem.endswith((".", "?")) else "."
+        text = f"{where}: {key}: {problem}{end}"
         super().__init__(f"{text} {remedy}" if remedy else text)
 
     @classmethod

@@ -103,18 +103,39 @@ def load(text: str, path: str) -> Any:
         ) from None
 
 
-def _reject_tabs(text: str, path: str) -> None:
+def _tab_findings(text: str, path: str) -> list[Finding]:
+    """One error per line indented with a tab (the registry fails with "found character that
+    cannot start any token")."""
+    findings: list[Finding] = []
     for number, line in enumerate(text.splitlines(), start=1):
         indent = line[: len(line) - len(line.lstrip(" \t"))]
         if "\t" in indent:
             key = line.strip().split(":", 1)[0] or "(indentation)"
-            raise RegistryConfigError(
-                path,
-                key,
-                "the line is indented with a tab, which YAML does not allow",
-                "Indent with spaces only.",
-                number,
+            findings.append(
+                Finding(
+                    Severity.ERROR,
+                    path,
+                    key,
+                    "the line is indented with a tab, which YAML does not allow; indent with "
+                    "spaces only",
+                    number,
+                )
             )
+    return findings
+
+
+def _reject_tabs(text: str, path: str) -> None:
+    for finding in _tab_findings(text, path)[:1]:
+        raise RegistryConfigError(finding.path, finding.key, finding.message, "", finding.line)
+
+
+def _missing_version(path: str) -> Finding:
+    return Finding(
+        Severity.ERROR,
+        path,
+        "version",
+        'missing; the registry stops with `unsupported version: ""`. Add version: 0.1',
+    )
 
 
 def dump(data: Any) -> str:

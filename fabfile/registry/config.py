@@ -406,11 +406,17 @@ def _walk(
 
 
 def validate_config(text: str, path: str) -> list[Finding]:
-    """Every problem of a config.yml as findings; syntax errors and tabs are raised instead.
+    """Every problem of a config.yml as findings; a syntax error is raised instead.
 
-    Errors: not a mapping, `version` missing or not 0.1, unknown keys (with suggestions), wrong
-    value types, no storage driver or more than one.
+    Errors: lines indented with tabs (then the file is not parsed further), not a mapping,
+    `version` missing or not 0.1, unknown keys (with suggestions), wrong value types, no storage
+    driver or more than one.
     """
+    tabs = _tab_findings(text, path)
+    if tabs:
+        if not re.search(r"^version\s*:", text, re.MULTILINE):
+            tabs.append(_missing_version(path))
+        return tabs
     data = load(text, path)
     if not isinstance(data, dict):
         raise RegistryConfigError(
@@ -422,14 +428,7 @@ def validate_config(text: str, path: str) -> list[Finding]:
     findings: list[Finding] = []
     version = data.get("version")
     if version is None:
-        findings.append(
-            Finding(
-                Severity.ERROR,
-                path,
-                "version",
-                'missing; the registry stops with `unsupported version: ""`. Add version: 0.1',
-            )
-        )
+        findings.append(_missing_version(path))
     elif str(version) != "0.1":
         findings.append(
             Finding(

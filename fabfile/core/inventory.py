@@ -180,7 +180,8 @@ class _Builder:
         if value is None:
             return {}
         if not isinstance(value, Mapping):
-            self.fail(key, f"expected a mapping, got {type(value).__name__}", parent, name)
+            kind = "a list" if isinstance(value, list) else repr(value)
+            self.fail(key, f"expected a mapping, got {kind}", parent, name)
         return value
 
     def check_keys(self, mapping: Any, allowed: Iterable[str], key: str) -> None:
@@ -211,6 +212,7 @@ class _Builder:
         for gname, graw in raw_groups.items():
             graw = self.mapping(graw, f"groups.{gname}", raw_groups, gname)
             self.check_keys(graw, GROUP_KEYS, f"groups.{gname}")
+            self.mapping(graw.get("vars"), f"groups.{gname}.vars", graw, "vars")
             members = graw.get("hosts") or []
             if not isinstance(members, list):
                 self.fail(f"groups.{gname}.hosts", "expected a list of host names", graw, "hosts")
@@ -230,6 +232,7 @@ class _Builder:
         for hname, hraw in raw_hosts.items():
             hraw = self.mapping(hraw, f"hosts.{hname}", raw_hosts, hname)
             self.check_keys(hraw, HOST_KEYS, f"hosts.{hname}")
+            self.mapping(hraw.get("vars"), f"hosts.{hname}.vars", hraw, "vars")
             in_groups = [g for g, members in groups.items() if hname in members]
             settings: dict[str, Any] = dict(defaults)
             merged_vars = deep_merge({}, all_vars)
@@ -270,8 +273,6 @@ class _Builder:
             value = settings.get(text_key)
             if value is not None and not isinstance(value, str):
                 self.fail(f"{key}.{text_key}", "expected a string", raw, text_key)
-        if "vars" in raw and raw["vars"] is not None and not isinstance(raw["vars"], Mapping):
-            self.fail(f"{key}.vars", "expected a mapping", raw, "vars")
         paths = {k: self.resolve(settings[k]) for k in PATH_KEYS if settings.get(k)}
         return Host(
             name=name,
@@ -319,7 +320,10 @@ def _from_ansible(path: Path, data: CommentedMap) -> CommentedMap:
                 if member not in members:
                     members.append(member)
         if name != "all":
-            groups[name] = members
+            # A group may be defined in one place and named as a child (empty) in another.
+            known = groups.setdefault(name, [])
+            known.extend(m for m in members if m not in known)
+            members = known
             if raw.get("vars"):
                 group_vars[name] = _plain(raw["vars"])
         return members

@@ -1,0 +1,139 @@
+"""Bring the whole lab up, take it down, and report its state.
+
+``up`` is idempotent: each step looks first and changes only what differs, and the outcomes say
+which. ``down`` removes the lab's containers (with their volumes) and its state under ``.lab/``;
+``down(purge=True)`` also removes its images and the cache.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from fabfile.lab import credentials, engine, images, paths, provision, upstream
+from fabfile.lab.commands import docker
+from fabfile.lab.hosts import HOSTS, UPSTREAM_ADDRESS, UPSTREAM_CONTAINER, UPSTREAM_PORT
+from fabfile.lab.outcome import Outcome
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """One row of ``lab.status``."""
+
+    name: str
+    role: str
+    address: str
+    user: str
+    container: str
+    state: str
+
+
+def up(report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Start the engine if needed, build what is missing, start the hosts and seed the upstream.
+
+    ``report`` is called with each outcome as it is known; all outcomes are returned.
+    """
+    outcomes: list[Outcome] = []
+
+    def note(outcome: Outcome) -> None:
+        outcomes.append(outcome)
+        if report is not None:
+            report(outcome)
+
+    started = engine.start()
+    note(Outcome("docker engine", started, "started" if started else "answers"))
+    for built in (images.host_image(), images.registry_image()):
+        note(
+            Outcome(f"image {built.ref}", built.changed, "imported" if built.changed else "present")
+        )
+    public_key, key_outcome = credentials.client_key()
+    note(key_outcome)
+
+    host_image = images.host_image().ref
+    with ThreadPoolExecutor(max_workers=len(HOSTS) + 1) as pool:
+        futures = [pool.submit(provision.ensure, h, host_image, public_key) for h in HOSTS]
+        seeded = pool.submit(upstream.ensure, images.registry_image().ref)
+        for future in futures:
+            for outcome in future.result():
+                note(outcome)
+        keys = {h.address: provision.host_keys(h) for h in HOSTS}
+        for outcome in seeded.result():
+            note(outcome)
+    note(credentials.write_known_hosts(keys))
+    return outcomes
+
+
+def down(purge: bool = False) -> list[str]:
+    """Remove the lab's containers and state; with ``purge`` also its images and cache.
+
+    Returns what was removed. The engine itself is left running.
+    """
+    removed: list[str] = []
+    if engine.answers():
+        names = docker(
+            "container",
+            "ls",
+            "--all",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            f"label={images.LABEL}",
+        ).split()
+        if names:
+            docker("container", "rm", "--force", "--volumes", *names)
+            removed += [f"container {name}" for name in names]
+        if purge:
+            removed += [f"image {ref}" for ref in images.remove_all()]
+    if paths.LAB.exists():
+        for entry in sorted(paths.LAB.iterdir()):
+            if entry == paths.CACHE and not purge:
+                continue
+            if entry in (paths.DOCKERD_LOG, paths.DOCKERD_PID) and not purge:
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(str(entry))
+        if purge:
+            shutil.rmtree(paths.LAB, ignore_errors=True)
+    return removed
+
+
+def status() -> list[HostStatus]:
+    """The lab's hosts and the upstream registry, with each container's state."""
+    rows = [
+        HostStatus(
+            h.name,
+            h.role,
+            h.address,
+            h.user,
+            h.container,
+            _state(h.container),
+        )
+        for h in HOSTS
+    ]
+    rows.append(
+        HostStatus(
+            "upstream",
+            "upstream",
+            f"{UPSTREAM_ADDRESS}:{UPSTREAM_PORT}",
+            "-",
+            UPSTREAM_CONTAINER,
+            _state(UPSTREAM_CONTAINER),
+        )
+    )
+    return rows
+
+
+def status_dicts() -> list[dict[str, str]]:
+    """:func:`status` as plain dictionaries, for JSON."""
+    return [asdict(row) for row in status()]
+
+
+def _state(container: str) -> str:
+    if not engine.answers():
+        return "engine down"
+    return provision.container_state(container)[0]

@@ -120,6 +120,17 @@ class Authenticator:
             self._challenge = challenge
             self._tokens.pop(scopes, None)
 
+    def refusal(self, scopes: tuple[str, ...]) -> str:
+        """Why a request still got 401 after its challenge was answered, for the message."""
+        who = f"user {self._credentials.username!r}" if self._credentials else "anonymous access"
+        scheme = self.scheme
+        if scheme == "basic":
+            return f"the registry rejected the password of {who}"
+        if scheme == "bearer":
+            wanted = " ".join(scopes) or "the API"
+            return f"the registry refused the token issued to {who} for {wanted}"
+        return "the registry requires authentication; configure a user name and password"
+
     def _basic_header(self) -> dict[str, str]:
         assert self._credentials is not None
         pair = f"{self._credentials.username}:{self._credentials.password}".encode()

@@ -163,11 +163,15 @@ class RegistryClient:
             auth_scheme=scheme or "anonymous",
         )
 
-    def catalog(self, page_size: int = 100) -> list[str]:
-        """Every repository, following `Link` pagination to the end."""
+    def catalog(self, page_size: int | None = None) -> list[str]:
+        """Every repository, following `Link` pagination to the end.
+
+        Without `page_size` the registry picks the page size; asking for more than its
+        `catalog.maxentries` is an error on distribution.
+        """
         return self._paginate("/v2/_catalog", "repositories", ("registry:catalog:*",), page_size)
 
-    def tags(self, repository: str, page_size: int = 100) -> list[str]:
+    def tags(self, repository: str, page_size: int | None = None) -> list[str]:
         """Every tag of `repository`, following pagination; empty when it has none."""
         return self._paginate(
             f"/v2/{repository}/tags/list", "tags", _pull(repository), page_size, repository
@@ -384,10 +388,17 @@ class RegistryClient:
         return httpx.URL(self._base).join(location)
 
     def _paginate(
-        self, path: str, key: str, scopes: tuple[str, ...], page_size: int, repository: str = ""
+        self,
+        path: str,
+        key: str,
+        scopes: tuple[str, ...],
+        page_size: int | None,
+        repository: str = "",
     ) -> list[str]:
         found: list[str] = []
-        url: httpx.URL | None = self._absolute(path).copy_merge_params({"n": page_size})
+        url: httpx.URL | None = self._absolute(path)
+        if page_size:
+            url = url.copy_merge_params({"n": page_size})
         while url is not None:
             response = self._request("GET", url, scopes=scopes, ok=(200,), context=(repository, ""))
             try:
@@ -431,6 +442,13 @@ class RegistryClient:
             try:
                 response = self._http.send(request, stream=True, follow_redirects=method == "GET")
             except httpx.TransportError as exc:
+                tls_error = _tls_error(exc)
+                if tls_error:
+                    raise RegistryUnavailable(
+                        f"TLS with {target.host} failed: {tls_error}; give the CA that signed the"
+                        " registry certificate as ca_file, and use the name the certificate is for",
+                        registry=self.registry,
+                    ) from None
                 if replayable and attempt < self._retries:
                     attempt += 1
                     time.sleep(self._backoff_s * 2 ** (attempt - 1))
@@ -475,9 +493,7 @@ class RegistryClient:
             needed = " ".join(scopes)
             return AccessDenied(f"{what}; the token service granted less than {needed}", **where)
         if status == 401:
-            return AuthenticationRequired(
-                f"{what}; check the user name and password for this registry", **where
-            )
+            return AuthenticationRequired(f"{what}; {self._auth.refusal(scopes)}", **where)
         if status == 403:
             needed = " ".join(scopes) or "this operation"
             return AccessDenied(f"{what}; the account lacks the permission for {needed}", **where)
@@ -502,6 +518,16 @@ class RegistryClient:
         if location:
             self.cancel_upload(repository, location)
         return "disabled"
+
+
+def _tls_error(exc: BaseException) -> str:
+    """The TLS failure behind a transport error, if that is what it is (never worth a retry)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return ""
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -8,6 +8,7 @@ header, SNI and the certificate check keep the registry's real name.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import selectors
 import socket
@@ -81,6 +82,8 @@ class Tunnel:
     def close(self) -> None:
         """Stop accepting, close every forwarded connection, and wait for the threads."""
         self._closed.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
         self._listener.close()
         with self._lock:
             for end in list(self._open):

@@ -396,9 +396,8 @@ class RegistryClient:
         repository: str = "",
     ) -> list[str]:
         found: list[str] = []
-        url: httpx.URL | None = self._absolute(path)
-        if page_size:
-            url = url.copy_merge_params({"n": page_size})
+        first = self._absolute(path)
+        url: httpx.URL | None = first.copy_merge_params({"n": page_size}) if page_size else first
         while url is not None:
             response = self._request("GET", url, scopes=scopes, ok=(200,), context=(repository, ""))
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 import time
 from typing import Any
 
@@ -54,7 +55,7 @@ def client(auth: bool = True) -> httpx.Client:
     """An HTTP client for the upstream registry that trusts the lab CA only."""
     return httpx.Client(
         base_url=URL,
-        verify=str(paths.CA_CERT),
+        verify=ssl.create_default_context(cafile=str(paths.CA_CERT)),
         auth=(UPSTREAM_USER, password()) if auth else None,
         trust_env=False,
         timeout=10,

@@ -30,7 +30,10 @@ FLAG = "--pod-infra-container-image"
 KUBEADM_FLAGS_ENV = "/var/lib/kubelet/kubeadm-flags.env"
 EXTRA_ARGS_FILES = ("/etc/default/kubelet", "/etc/sysconfig/kubelet")
 SYSCONFIG_FILES = ("/etc/sysconfig/kubelet", "/etc/kubernetes/kubelet")
-KNOWN_ENV_FILES = frozenset({KUBEADM_FLAGS_ENV, *EXTRA_ARGS_FILES, *SYSCONFIG_FILES})
+# /etc/kubernetes/config holds the shared KUBE_* settings of the packaged (non-kubeadm) layout.
+KNOWN_ENV_FILES = frozenset(
+    {KUBEADM_FLAGS_ENV, *EXTRA_ARGS_FILES, *SYSCONFIG_FILES, "/etc/kubernetes/config"}
+)
 # Variables that carry kubelet flags, in the order the toolkit prefers to add a flag to them.
 FLAG_VARIABLES = ("KUBELET_KUBEADM_ARGS", "KUBELET_ARGS", "KUBELET_EXTRA_ARGS", "KUBELET_OPTS")
 

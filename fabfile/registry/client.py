@@ -271,12 +271,19 @@ class RegistryClient:
                 reference=reference,
             ) from None
 
-    def deletion_enabled(self, repository: str) -> bool:
-        """Probe with a DELETE of a digest no manifest has: 404 means enabled, 405 disabled."""
+    def require_deletion(self, repository: str) -> None:
+        """Raise DeletionRefused (with its reason) unless this registry accepts deletes.
+
+        The probe deletes a digest no manifest has: 404 means deletes work, 405 that they don't.
+        """
         try:
             self.delete_manifest(repository, _ZERO_DIGEST)
         except NotFound:
-            return True
+            return
+
+    def deletion_enabled(self, repository: str) -> bool:
+        try:
+            self.require_deletion(repository)
         except DeletionRefused:
             return False
         return True

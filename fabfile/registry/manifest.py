@@ -67,13 +67,17 @@ class Manifest:
     @classmethod
     def from_bytes(cls, raw: bytes, content_type: str | None = None) -> Manifest:
         """Build from a body; the media type comes from `content_type`, else from the body."""
-        media_type = (content_type or "").split(";")[0].strip()
+        declared = media_type = (content_type or "").split(";")[0].strip()
         if media_type not in INDEX_TYPES | IMAGE_TYPES:
-            media_type = str(_load(raw).get("mediaType", media_type))
+            body = _load(raw)
+            media_type = str(body.get("mediaType") or "")
+            if not media_type and body.get("schemaVersion") == 2:
+                # OCI allows leaving mediaType out; the shape says which of the two it is.
+                media_type = OCI_INDEX if "manifests" in body else OCI_MANIFEST
         if media_type not in INDEX_TYPES | IMAGE_TYPES:
             raise UnsupportedMediaType(
-                f"manifest media type {media_type or 'unknown'!r} is not an OCI or Docker v2"
-                " manifest or index; schema 1 and other types are not copied"
+                f"manifest media type {media_type or declared or 'unknown'!r} is not an OCI or"
+                " Docker v2 manifest or index; schema 1 and other types are not copied"
             )
         return cls(raw, media_type, sha256_digest(raw))
 

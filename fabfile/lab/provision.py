@@ -34,9 +34,11 @@ _RUN_OPTIONS = [
     # systemd shuts down cleanly on this signal.
     "--stop-signal=SIGRTMIN+3",
 ]
-# An engine's storage must not sit on the container's overlay root: give it a volume.
+# An engine's storage must not sit on the container's overlay root: give it a volume. A Docker
+# engine inside also needs NET_ADMIN, or every `docker run` fails with "failed to create default
+# sandbox: operation not permitted" (checked here, even with --network host).
 _ENGINE_VOLUMES = {
-    "docker": ["--volume=/var/lib/docker", "--volume=/var/lib/containerd"],
+    "docker": ["--cap-add=NET_ADMIN", "--volume=/var/lib/docker", "--volume=/var/lib/containerd"],
     "containerd": ["--volume=/var/lib/containerd"],
 }
 

@@ -85,11 +85,12 @@ def normalise_registry_entry(entry: str) -> str:
     CIDR entries (`10.0.0.0/8`) keep their prefix length.
     """
     value = entry.strip()
-    value = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", value)
-    value = value.rstrip("/")
+    while re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+        value = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", value).strip()
+    value = value.rstrip("/").strip()
     if re.fullmatch(r"[0-9.]+/\d{1,2}|[0-9a-fA-F:]+/\d{1,3}", value):
         return value
-    return value.split("/", 1)[0]
+    return value.split("/", 1)[0].strip()
 
 
 def entry_problems(entry: str) -> tuple[str, ...]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from fabfile.core.errors import ToolkitError
+
 
 class Severity(StrEnum):
     """How much a finding matters: an error blocks the change, a warning does not."""
@@ -36,7 +38,7 @@ class Finding:
         return f"{self.severity.value}: {where}: {self.key}: {self.message}"
 
 
-class RuntimeConfigError(Exception):
+class RuntimeConfigError(ToolkitError):
     """A configuration file cannot be read or changed safely.
 
     `path` and `key` say where; `remedy` says what the operator should do.

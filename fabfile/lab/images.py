@@ -64,6 +64,23 @@ def registry_image() -> Built:
     return Built(ref, changed)
 
 
+def prune_older(keep: list[str]) -> list[str]:
+    """Remove the lab's images made from older inputs (no longer in ``keep``) that no container
+    uses; return their references."""
+    refs = docker(
+        "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", f"label={LABEL}"
+    ).split()
+    used = set(docker("container", "ls", "--all", "--format", "{{.Image}}").split())
+    stale = [
+        ref
+        for ref in refs
+        if ref.split(":")[0] in (HOST_REPO, REGISTRY_REPO) and ref not in keep and ref not in used
+    ]
+    if stale:
+        docker("image", "rm", *stale)
+    return stale
+
+
 def image_id_of(ref: str) -> str | None:
     """The image ID ``ref`` names on the engine, or None if there is no such image."""
     out = docker("image", "inspect", "--format", "{{.Id}}", ref, check=False)

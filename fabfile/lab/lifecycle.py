@@ -44,17 +44,16 @@ def up(report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
 
     started = engine.start()
     note(Outcome("docker engine", started, "started" if started else "answers"))
-    for built in (images.host_image(), images.registry_image()):
-        note(
-            Outcome(f"image {built.ref}", built.changed, "imported" if built.changed else "present")
-        )
+    host_image, registry_image = images.host_image(), images.registry_image()
+    for built in (host_image, registry_image):
+        detail = "imported" if built.changed else "present"
+        note(Outcome(f"image {built.ref}", built.changed, detail))
     public_key, key_outcome = credentials.client_key()
     note(key_outcome)
 
-    host_image = images.host_image().ref
     with ThreadPoolExecutor(max_workers=len(HOSTS) + 1) as pool:
-        futures = [pool.submit(provision.ensure, h, host_image, public_key) for h in HOSTS]
-        seeded = pool.submit(upstream.ensure, images.registry_image().ref)
+        futures = [pool.submit(provision.ensure, h, host_image.ref, public_key) for h in HOSTS]
+        seeded = pool.submit(upstream.ensure, registry_image.ref)
         for future in futures:
             for outcome in future.result():
                 note(outcome)
@@ -62,6 +61,8 @@ def up(report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
         for outcome in seeded.result():
             note(outcome)
     note(credentials.write_known_hosts(keys))
+    for ref in images.prune_older([host_image.ref, registry_image.ref]):
+        note(Outcome(f"image {ref}", True, "removed: made from older inputs"))
     return outcomes
 
 

@@ -69,7 +69,8 @@ def ensure(host: LabHost, image: str, client_public_key: str) -> list[Outcome]:
     outcomes: list[Outcome] = []
     if state != "absent" and found != spec:
         docker("container", "rm", "--force", "--volumes", host.container)
-        outcomes.append(Outcome(host.name, True, "removed: made from older inputs"))
+        detail = f"removed: made from other inputs (spec {found}, now {spec})"
+        outcomes.append(Outcome(host.name, True, detail))
         state = "absent"
     if state == "absent":
         _create(host, image, options, spec, files)

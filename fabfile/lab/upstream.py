@@ -34,6 +34,9 @@ ENDPOINT = f"{UPSTREAM_ADDRESS}:{UPSTREAM_PORT}"
 URL = f"https://{ENDPOINT}"
 CERTS = paths.UPSTREAM / "certs"
 HTPASSWD = paths.UPSTREAM / "auth" / "htpasswd"
+# The registry checks the bcrypt hash on every request; a low cost keeps a lab's many requests
+# fast, and the password is random and never leaves the machine.
+_BCRYPT_ROUNDS = 6
 _ACCEPT = ", ".join([synthetic.INDEX, synthetic.MANIFEST])
 
 
@@ -70,8 +73,10 @@ def _credentials() -> Outcome:
     secret, made_password = credentials.password(paths.UPSTREAM_PASSWORD)
     current = HTPASSWD.read_text().strip() if HTPASSWD.exists() else ""
     _, _, hashed = current.partition(":")
-    if not hashed or not bcrypt.checkpw(secret.encode(), hashed.encode()):
-        line = f"{UPSTREAM_USER}:{bcrypt.hashpw(secret.encode(), bcrypt.gensalt()).decode()}\n"
+    fresh = hashed.startswith(f"$2b${_BCRYPT_ROUNDS:02d}$")
+    if not fresh or not bcrypt.checkpw(secret.encode(), hashed.encode()):
+        salt = bcrypt.gensalt(rounds=_BCRYPT_ROUNDS)
+        line = f"{UPSTREAM_USER}:{bcrypt.hashpw(secret.encode(), salt).decode()}\n"
         paths.write_private(HTPASSWD, line)
         made_password = True
     token = base64.b64encode(f"{UPSTREAM_USER}:{secret}".encode()).decode()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import certifi
 import httpx
 
 from fabfile.registry.auth import Authenticator, Credentials
@@ -32,9 +34,9 @@ from fabfile.registry.errors import (
     RegistryUnavailable,
     UnsupportedMediaType,
 )
+from fabfile.registry.forwarding import ForwardingTransport
 from fabfile.registry.manifest import MANIFEST_ACCEPT, Manifest
 from fabfile.registry.reference import DOCKER_HUB
-from fabfile.registry.tunnel import ForwardingTransport
 
 _RETRY_STATUS = frozenset({500, 502, 503, 504})
 _DOCKER_HUB_API = "https://registry-1.docker.io"
@@ -130,9 +132,9 @@ class RegistryClient:
 
     @staticmethod
     def _transport(endpoint: Endpoint) -> httpx.BaseTransport:
-        verify: ssl.SSLContext | bool = endpoint.verify
-        if endpoint.ca_file and endpoint.verify:
-            verify = ssl.create_default_context(cafile=endpoint.ca_file)
+        verify: ssl.SSLContext | bool = False
+        if endpoint.verify:
+            verify = _ssl_context(endpoint.ca_file)
         transport = endpoint.transport or httpx.HTTPTransport(
             verify=verify, limits=httpx.Limits(max_connections=32, max_keepalive_connections=16)
         )
@@ -524,6 +526,18 @@ class RegistryClient:
         if location:
             self.cancel_upload(repository, location)
         return "disabled"
+
+
+_SSL_CONTEXTS: dict[str | None, ssl.SSLContext] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
+    """One verifying context per CA file (None: certifi's bundle), shared by all clients."""
+    with _SSL_LOCK:
+        if ca_file not in _SSL_CONTEXTS:
+            _SSL_CONTEXTS[ca_file] = ssl.create_default_context(cafile=ca_file or certifi.where())
+        return _SSL_CONTEXTS[ca_file]
 
 
 def _tls_error(exc: BaseException) -> str:

@@ -2,8 +2,8 @@
 
 `Tunnel` listens on 127.0.0.1 on an ephemeral port and carries each accepted connection through
 a `direct-tcpip` channel of an existing paramiko Transport to the registry's address as seen from
-the SSH host. `ForwardingTransport` points an httpx client at that port while the URL, the Host
-header, SNI and the certificate check keep the registry's real name.
+the SSH host. Give its address to `Endpoint(connect_to=...)` (see forwarding.py), so the URL, the
+Host header, SNI and the certificate check keep the registry's real name.
 """
 
 from __future__ import annotations
@@ -14,36 +14,11 @@ import selectors
 import socket
 import threading
 
-import httpx
 import paramiko
 
 log = logging.getLogger(__name__)
 
 _BUFFER = 256 * 1024
-
-
-class ForwardingTransport(httpx.BaseTransport):
-    """Send requests for `host` to `address` instead; other hosts pass through unchanged."""
-
-    def __init__(self, inner: httpx.BaseTransport, host: str, address: tuple[str, int]) -> None:
-        self._inner = inner
-        self._host = host
-        self._address = address
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.host != self._host:
-            return self._inner.handle_request(request)
-        forwarded = httpx.Request(
-            request.method,
-            request.url.copy_with(host=self._address[0], port=self._address[1]),
-            headers=request.headers,
-            stream=request.stream,
-            extensions={**request.extensions, "sni_hostname": self._host},
-        )
-        return self._inner.handle_request(forwarded)
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 class Tunnel:

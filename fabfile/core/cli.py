@@ -75,10 +75,13 @@ class Fleet:
     as_json: bool
     verbose: int
 
-    def run(self, fn: HostFn, title: str, connector: Connector | None = None) -> list[HostReport]:
-        """Run ``fn`` on every chosen host and print the results."""
+    def run(
+        self, fn: HostFn, title: str, connector: Connector | None = None, table: bool = True
+    ) -> list[HostReport]:
+        """Run ``fn`` on every chosen host and print the results (JSON, or the table)."""
         reports = run_hosts(self.inventory, self.hosts, fn, self.options, connector)
-        emit(reports, title, self.as_json, show_diffs=self.options.check or self.options.diff)
+        if self.as_json or table:
+            emit(reports, title, self.as_json, show_diffs=self.options.check or self.options.diff)
         return reports
 
     def connector(self) -> Connector:

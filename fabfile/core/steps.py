@@ -91,7 +91,7 @@ def unified_diff(old: RemoteFile, new: bytes, path: str) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-def _differs(spec: FileSpec, current: RemoteFile) -> str | None:
+def differs(spec: FileSpec, current: RemoteFile) -> str | None:
     """Why the file must change, or None when it is already right."""
     if not current.exists:
         return "absent"
@@ -114,7 +114,7 @@ def ensure_files(
     pending: list[tuple[FileSpec, RemoteFile]] = []
     for spec in specs:
         old = current[spec.path]
-        why = _differs(spec, old)
+        why = differs(spec, old)
         name = f"{step} {spec.path}"
         if why is None:
             ctx.report.add(name, "unchanged", "already as wanted")

@@ -1,0 +1,1 @@
+"""Mirroring images into the private registry: what to copy (plan) and the copy run (run)."""

@@ -41,7 +41,8 @@ def render_config(settings: RegistrySettings, mount: str) -> str:
         users=bool(settings.users),
         realm=f"{settings.endpoint} registry",
         proxy=proxy,
-        proxy_password=_proxy_password(proxy),
+        proxy_username=proxy.get("username") or "",
+        proxy_password=_proxy_password(proxy) if proxy.get("username") else "",
     )
     extra = _flatten(settings.config)
     path = f"{settings.config_dir}/config.yml"

@@ -6,8 +6,10 @@ digest), so a task can print it as it is. Credentials never appear in any messag
 
 from __future__ import annotations
 
+from fabfile.core.errors import ToolkitError
 
-class RegistryError(Exception):
+
+class RegistryError(ToolkitError):
     """Base of every registry client error."""
 
     def __init__(

@@ -3,7 +3,7 @@
 from invoke import Collection
 
 from fabfile.lab.tasks import ns as lab
-from fabfile.tasks import mirror, nodes, registry, remote
+from fabfile.tasks import mirror, nodes, registry, remote, upkeep
 
 ns = Collection()
 ns.add_task(registry.deploy_registry)
@@ -14,6 +14,17 @@ ns.add_task(mirror.bundle)
 ns.add_task(remote.run)
 ns.add_task(remote.put)
 ns.add_task(remote.get)
-ns.add_collection(Collection("registry", registry.config))
+ns.add_collection(
+    Collection(
+        "registry",
+        registry.config,
+        upkeep.catalog,
+        upkeep.tags,
+        upkeep.inspect,
+        upkeep.delete,
+        upkeep.untag,
+        upkeep.gc,
+    )
+)
 ns.add_collection(Collection("nodes", nodes.report))
 ns.add_collection(lab, "lab")

@@ -99,7 +99,11 @@ def _read_pid(path: Path) -> int | None:
 
 
 def _is_dockerd(pid: int) -> bool:
+    """Say whether ``pid`` is a live dockerd (an exited child not yet reaped does not count)."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd"
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    state = stat[stat.rindex(")") + 2 :].split()[0]
+    return name == "dockerd" and state not in ("Z", "X")

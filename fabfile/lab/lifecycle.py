@@ -7,8 +7,10 @@ which. ``down`` removes the lab's containers (with their volumes) and its state 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
@@ -30,11 +32,30 @@ class HostStatus:
     state: str
 
 
+@contextlib.contextmanager
+def _exclusive() -> Iterator[None]:
+    """Hold the lab's lock: one ``up`` or ``down`` at a time, across processes (tests, benches
+    and tasks may bring the same lab up at once)."""
+    paths.LAB.mkdir(parents=True, exist_ok=True)
+    with paths.LOCK.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[lab] waiting for another lab.up or lab.down to finish ({paths.LOCK})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def up(report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Start the engine if needed, build what is missing, start the hosts and seed the upstream.
 
     ``report`` is called with each outcome as it is known; all outcomes are returned.
     """
+    with _exclusive():
+        return _up(report)
+
+
+def _up(report: Callable[[Outcome], None] | None) -> list[Outcome]:
     outcomes: list[Outcome] = []
 
     def note(outcome: Outcome) -> None:
@@ -71,27 +92,36 @@ def down(purge: bool = False) -> list[str]:
 
     Returns what was removed. The engine itself is left running.
     """
+    with _exclusive():
+        return _down(purge)
+
+
+def _down(purge: bool) -> list[str]:
     removed: list[str] = []
-    if engine.answers():
-        names = docker(
-            "container",
-            "ls",
-            "--all",
-            "--format",
-            "{{.Names}}",
-            "--filter",
-            f"label={images.LABEL}",
-        ).split()
-        if names:
-            docker("container", "rm", "--force", "--volumes", *names)
-            removed += [f"container {name}" for name in names]
-        if purge:
-            removed += [f"image {ref}" for ref in images.remove_all()]
+    # The containers and images live in the engine: start it for the removal if it is down,
+    # and stop it again afterwards.
+    started = engine.start()
+    names = docker(
+        "container",
+        "ls",
+        "--all",
+        "--format",
+        "{{.Names}}",
+        "--filter",
+        f"label={images.LABEL}",
+    ).split()
+    if names:
+        docker("container", "rm", "--force", "--volumes", *names)
+        removed += [f"container {name}" for name in names]
+    if purge:
+        removed += [f"image {ref}" for ref in images.remove_all()]
+    if started:
+        engine.stop()
     if paths.LAB.exists():
         for entry in sorted(paths.LAB.iterdir()):
             if entry == paths.CACHE and not purge:
                 continue
-            if entry in (paths.DOCKERD_LOG, paths.DOCKERD_PID) and not purge:
+            if entry in (paths.DOCKERD_LOG, paths.DOCKERD_PID, paths.LOCK) and not purge:
                 continue
             if entry.is_dir():
                 shutil.rmtree(entry)

@@ -28,6 +28,7 @@ DEPLOY_PASSWORD = SECRETS / "deploy-sudo-password"
 UPSTREAM_JSON = LAB / "upstream.json"
 DOCKERD_LOG = LAB / "dockerd.log"
 DOCKERD_PID = LAB / "dockerd.pid"
+LOCK = LAB / "lock"
 
 
 def write_private(path: Path, data: str | bytes) -> None:

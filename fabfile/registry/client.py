@@ -10,6 +10,7 @@ used from several threads at once.
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import threading
 import time
@@ -37,6 +38,8 @@ from fabfile.registry.errors import (
 from fabfile.registry.forwarding import ForwardingTransport
 from fabfile.registry.manifest import MANIFEST_ACCEPT, Manifest
 from fabfile.registry.reference import DOCKER_HUB
+
+log = logging.getLogger(__name__)
 
 _RETRY_STATUS = frozenset({500, 502, 503, 504})
 _DOCKER_HUB_API = "https://registry-1.docker.io"
@@ -459,6 +462,7 @@ class RegistryClient:
                     ) from None
                 if replayable and attempt < self._retries:
                     attempt += 1
+                    log.debug("%s %s: %s, retry %d", method, target.path, exc, attempt)
                     time.sleep(self._backoff_s * 2 ** (attempt - 1))
                     continue
                 raise RegistryUnavailable(
@@ -481,6 +485,7 @@ class RegistryClient:
                 continue
             if status in _RETRY_STATUS and replayable and attempt < self._retries:
                 attempt += 1
+                log.debug("%s %s: HTTP %d, retry %d", method, target.path, status, attempt)
                 time.sleep(self._backoff_s * 2 ** (attempt - 1))
                 continue
             raise self._error(method, target, response, scopes, context)

@@ -18,6 +18,7 @@ every other line of the file (comments, order, other settings) and reports what 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,7 +143,7 @@ def _parse(text: str, path: str) -> tomlkit.TOMLDocument:
 
 def _get(node: Any, keys: tuple[str, ...]) -> Any:
     for key in keys:
-        if not isinstance(node, (dict, Table, InlineTable)) or key not in node:
+        if not isinstance(node, Mapping) or key not in node:
             return None
         node = node[key]
     return node
@@ -408,7 +409,9 @@ def update_config(
             continue
         container = _get(document, table)
         dotted = _dotted((*table, key))
-        if isinstance(container, (Table, InlineTable)):
+        # A table split in two places of the file (as after a sub-table appended at the end)
+        # comes back from tomlkit as a mapping proxy rather than a Table; both take keys.
+        if isinstance(container, MutableMapping):
             if container.get(key) == value:
                 continue
             old = container.get(key)
@@ -464,8 +467,10 @@ def update_config(
     return ContainerdEdit(new_text, before, after, changes, findings)
 
 
-def _indent_of(container: Table | InlineTable) -> str:
+def _indent_of(container: Any) -> str:
     """The indentation the table's own keys use, so an added key lines up with them."""
+    if not isinstance(container, (Table, InlineTable)):
+        return "  "
     for _, item in container.value.body:
         trivia = getattr(item, "trivia", None)
         if trivia is not None and not isinstance(item, Table):

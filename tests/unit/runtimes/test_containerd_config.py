@@ -295,3 +295,25 @@ def test_real_containerd_ignores_a_v3_file(tmp_path):
     edit = update_config(None, Version(2, 0, 0), PAUSE, CERTS_D)
     dumped = read_settings(_dump(tmp_path, edit.text))
     assert dumped.sandbox_image != PAUSE
+
+
+DEBIAN_PACKAGE_DEFAULT = """version = 2
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/usr/lib/cni"
+      conf_dir = "/etc/cni/net.d"
+  [plugins."io.containerd.internal.v1.opt"]
+    path = "/var/lib/containerd/opt"
+"""
+
+
+def test_debian_default_edited_then_edited_again():
+    """The registry sub-table lands after another table: the CRI table is then split in two."""
+    first = update_config(DEBIAN_PACKAGE_DEFAULT, V16, PAUSE, CERTS_D)
+    again = update_config(first.text, V16, PAUSE, CERTS_D)
+    assert again.text == first.text and not again.changed
+    moved = update_config(first.text, V16, "registry.example.test:5000/pause:3.10", CERTS_D)
+    assert moved.changed and moved.after.sandbox_image == "registry.example.test:5000/pause:3.10"
+    assert moved.text.count("sandbox_image") == 1

@@ -24,5 +24,8 @@ if ((${#missing[@]})); then
 fi
 
 .venv/bin/inv deploy-registry
-.venv/bin/inv prepare-nodes
+# The per-host report comes last even when preparing a node failed, so every host's state shows.
+prepared=0
+.venv/bin/inv prepare-nodes || prepared=$?
 .venv/bin/inv nodes.report
+exit "$prepared"

@@ -41,7 +41,9 @@ def setup_logging(verbose: int = 0) -> None:
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    """A rich console; when the output is not a terminal, wide enough for the tables."""
+    out = Console(stderr=stderr, highlight=False)
+    return out if out.is_terminal else Console(stderr=stderr, highlight=False, width=160)
 
 
 def print_diffs(reports: Sequence[HostReport], out: Console) -> None:

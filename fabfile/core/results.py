@@ -54,10 +54,9 @@ class HostReport:
         changed = [s.step for s in self.steps if s.status == "changed"]
         if changed:
             return "changed: " + ", ".join(changed)
-        skipped = [s for s in self.steps if s.status == "skipped"]
-        if skipped and len(skipped) == len(self.steps):
-            return skipped[0].reason
-        return "nothing to change"
+        if self.steps:
+            return self.steps[-1].reason
+        return "nothing to do"
 
     def add(self, step: str, status: Status, reason: str, diff: str | None = None) -> StepResult:
         result = StepResult(step, status, secrets.redact(reason), diff and secrets.redact(diff))

@@ -13,7 +13,12 @@ from ..deploy.settings import RegistrySettings
 from ..runtimes import containerd, docker, hosts
 from ..runtimes.containerd import CONFIG_PATH
 from ..runtimes.docker import DAEMON_JSON
-from ..runtimes.versions import FlagAction, containerd_pins_sandbox, kubelet_flag_action
+from ..runtimes.versions import (
+    FlagAction,
+    Version,
+    containerd_pins_sandbox,
+    kubelet_flag_action,
+)
 from .facts import gather, image_digests, image_names, pinned_images
 from .prepare import FLAG, PauseImage
 
@@ -25,31 +30,31 @@ def node_report(ctx: HostContext, settings: RegistrySettings, pause: PauseImage)
     facts = gather(ctx, settings.endpoint)
     row: dict[str, Any] = {"host": ctx.host.name, "runtime": facts.runtime}
     problems: list[str] = []
+    found_flag = _FLAG_VALUE.search(facts.kubelet_cmdline)
+    flag = found_flag.group(1) if found_flag else None
+    old_kubelet = facts.kubelet < Version(1, 29, 0)
     if facts.runtime == "containerd" and facts.containerd is not None:
         row["runtime"] = f"containerd {facts.containerd}"
         found = containerd.inspect_config(facts.text(CONFIG_PATH), facts.containerd)
         row["sandbox"] = found.effective_sandbox_image
         toml = facts.text(hosts.hosts_toml_path(settings.endpoint))
         trusted = toml is not None and found.settings.config_path == containerd.CERTS_D
-        row["protected"] = containerd_pins_sandbox(
-            facts.containerd
-        ) and pause.private in pinned_images(facts)
+        pinned = containerd_pins_sandbox(facts.containerd) and pause.private in pinned_images(facts)
+        row["protected"] = pinned or (old_kubelet and flag == pause.private)
     else:
         row["runtime"] = f"docker {facts.docker}"
-        flag = _FLAG_VALUE.search(facts.kubelet_cmdline)
-        row["sandbox"] = flag.group(1) if flag else "(runtime default)"
+        row["sandbox"] = flag or "(runtime default)"
         listed = docker.parse_daemon_json(facts.text(DAEMON_JSON)).get("insecure-registries", [])
         ca = facts.text(docker.docker_ca_path(settings.endpoint))
         trusted = settings.endpoint in listed if settings.tls is None else ca is not None
-        row["protected"] = bool(flag) and facts.kubelet.minor < 24
+        row["protected"] = old_kubelet and flag == pause.private
     digests = image_digests(facts)
     row["present"] = digests.get(pause.private) == pause.digest and pause.upstream in image_names(
         facts
     )
     row["trusted"] = trusted
-    running_flag = _FLAG_VALUE.search(facts.kubelet_cmdline)
     row["kubelet"] = f"{facts.kubelet} ({facts.active.get('kubelet', '?')})"
-    row["flag"] = running_flag.group(1) if running_flag else "absent"
+    row["flag"] = flag or "absent"
     action = kubelet_flag_action(facts.kubelet)
     if row["sandbox"] != pause.private:
         problems.append(f"sandbox image is {row['sandbox']}, want {pause.private}")
@@ -61,7 +66,7 @@ def node_report(ctx: HostContext, settings: RegistrySettings, pause: PauseImage)
         problems.append("kubelet is not active")
     if action is FlagAction.SET and row["flag"] != pause.private:
         problems.append(f"kubelet {facts.kubelet} should run with {FLAG}={pause.private}")
-    if action is FlagAction.REMOVE and running_flag:
+    if action is FlagAction.REMOVE and flag:
         problems.append(f"kubelet {facts.kubelet} must not have {FLAG}")
     row["ready"] = not problems
     row["problems"] = problems

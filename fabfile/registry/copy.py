@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from fabfile.registry.client import Endpoint, RegistryClient
-from fabfile.registry.errors import DigestMismatch, RegistryError, RegistryUnavailable
+from fabfile.registry.errors import (
+    AccessDenied,
+    AuthenticationRequired,
+    DigestMismatch,
+    RegistryError,
+    RegistryUnavailable,
+)
 from fabfile.registry.manifest import Descriptor, Manifest
 from fabfile.registry.reference import Reference
 
@@ -274,7 +280,11 @@ class _Copier:
         for candidate in candidates[:3]:
             if location:
                 self.target.cancel_upload(repository, location)
-            location = self.target.start_upload(repository, blob.digest, candidate)
+                location = None
+            try:
+                location = self.target.start_upload(repository, blob.digest, candidate)
+            except (AccessDenied, AuthenticationRequired):
+                continue  # no pull access to the candidate: a plain upload still works
             if location is None:
                 return "mounted"
 

@@ -76,13 +76,16 @@ class Fleet:
     verbose: int
 
     def run(
-        self, fn: HostFn, title: str, connector: Connector | None = None, table: bool = True
+        self, fn: HostFn, title: str, connector: Connector | None = None, show: bool = True
     ) -> list[HostReport]:
-        """Run ``fn`` on every chosen host and print the results (JSON, or the table)."""
+        """Run ``fn`` on every chosen host; print the results (JSON, or the table) if ``show``."""
         reports = run_hosts(self.inventory, self.hosts, fn, self.options, connector)
-        if self.as_json or table:
-            emit(reports, title, self.as_json, show_diffs=self.options.check or self.options.diff)
+        if show:
+            self.emit(reports, title)
         return reports
+
+    def emit(self, reports: Sequence[HostReport], title: str) -> None:
+        emit(reports, title, self.as_json, show_diffs=self.options.check or self.options.diff)
 
     def connector(self) -> Connector:
         return Connector(self.inventory, self.options.ssh)

@@ -106,7 +106,7 @@ def report(c: Context, *, fleet: Fleet) -> None:
     def one(ctx: HostContext) -> None:
         rows[ctx.host.name] = node_report(ctx, settings, pauses[pause_for[ctx.host.name]])
 
-    reports = fleet.run(one, "nodes.report", table=False)
+    reports = fleet.run(one, "nodes.report", show=fleet.as_json)
     if not fleet.as_json:
         console().print(report_table([rows[r.host] for r in reports if r.host in rows]))
         for failed in (r for r in reports if r.error):

@@ -7,7 +7,6 @@ import shlex
 from invoke import Context
 
 from ..core.cli import Fleet, finish, fleet_task
-from ..core.output import emit
 from ..core.steps import HostContext
 from ..deploy.deploy import deploy
 from ..deploy.patch import patch
@@ -32,15 +31,18 @@ def deploy_registry(c: Context, skip_node_check: bool = False, *, fleet: Fleet) 
     def one(ctx: HostContext) -> None:
         deploy(ctx, registry_settings(fleet.inventory, ctx.host))
 
-    reports = fleet.run(one, "deploy-registry")
+    reports = fleet.run(one, "deploy-registry", show=not fleet.as_json)
     if not skip_node_check and not fleet.options.check:
         has_nodes = "nodes" in fleet.inventory.groups
         nodes = fleet.inventory.select(default_group="nodes") if has_nodes else []
         if nodes:
             settings = registry_settings(fleet.inventory)
             node_reports = check_from_nodes(fleet, nodes, settings)
-            emit(node_reports, f"GET {settings.url}/v2/ from the nodes", fleet.as_json)
+            if not fleet.as_json:
+                fleet.emit(node_reports, f"GET {settings.url}/v2/ from the nodes")
             reports = [*reports, *node_reports]
+    if fleet.as_json:
+        fleet.emit(reports, "deploy-registry")
     finish(reports)
 
 

@@ -8,7 +8,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 packages=(
-    docker.io containerd docker-registry mmdebstrap skopeo openssh-client
+    docker.io containerd docker-registry mmdebstrap skopeo openssh-client openssh-server
     python3 python3-venv ca-certificates
 )
 

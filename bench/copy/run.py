@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,10 +41,17 @@ class Measure:
     bytes_sent: int | None = None
     digests_ok: bool = True
     note: str = ""
+    cpu_s: float = 0.0
+
+
+CPU_USED: list[float] = []
 
 
 def timed(command: list[str]) -> tuple[float, float, str]:
-    """Run `command`; return wall seconds, its peak RSS in MB, and its stdout."""
+    """Run `command`; return wall seconds, its peak RSS in MB, and its stdout.
+
+    Its user + system CPU seconds are appended to CPU_USED.
+    """
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None and process.stderr is not None
@@ -52,6 +60,7 @@ def timed(command: list[str]) -> tuple[float, float, str]:
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
+    CPU_USED.append(usage.ru_utime + usage.ru_stime)
     if process.returncode:
         raise RuntimeError(f"{command[:3]} failed: {err.decode()[-2000:]}")
     return wall, usage.ru_maxrss / 1024, out.decode()
@@ -172,6 +181,7 @@ def median(measures: list[Measure]) -> Measure:
         chosen.note = f"{chosen.note}; runs {runs} s" if chosen.note else f"runs {runs} s"
     chosen.digests_ok = all(m.digests_ok for m in measures)
     chosen.rss_mb = max(m.rss_mb for m in measures)
+    chosen.cpu_s = statistics.median(m.cpu_s for m in measures)
     return chosen
 
 
@@ -230,14 +240,20 @@ def main() -> int:
         by_set = {s: [i for i in images if i.set_name == s] for s in ("S2", "S3", "S5")}
         with_docker = not args.no_docker and docker_answers()
 
-        def cold(label: str, subset: list[SetImage], run: Callable[[list[SetImage]], Measure],
-                 runs: int) -> None:  # fmt: skip
-            measures = []
-            for _ in range(runs):
-                bench.fresh_dst()
-                measures.append(run(subset))
-            rows.append((label, run.__name__, median(measures)))
-            print(f"  {label:32} {run.__name__:8} {rows[-1][2].wall_s:7.2f} s", flush=True)
+        def cold(label: str, subset: list[SetImage],
+                 runs: list[Callable[[list[SetImage]], Measure]], count: int) -> None:  # fmt: skip
+            """Cold runs, contenders interleaved so that load changes hit them alike."""
+            measures: dict[str, list[Measure]] = {run.__name__: [] for run in runs}
+            for _ in range(count):
+                for run in runs:
+                    bench.fresh_dst()
+                    CPU_USED.clear()
+                    measure = run(subset)
+                    measure.cpu_s = sum(CPU_USED)
+                    measures[run.__name__].append(measure)
+            for name, found in measures.items():
+                rows.append((label, name, median(found)))
+                print(f"  {label:34} {name:8} {rows[-1][2].wall_s:7.2f} s", flush=True)
 
         try:
             contenders = [bench.toolkit, bench.skopeo]
@@ -248,8 +264,7 @@ def main() -> int:
                 ("cold whole set S1-S5 (9 images)", images),
             ]
             for label, subset in scenarios:
-                for contender in contenders:
-                    cold(label, subset, contender, args.runs)
+                cold(label, subset, contenders, args.runs)
 
             for contender in contenders:
                 bench.fresh_dst()
@@ -264,7 +279,7 @@ def main() -> int:
             # Docker last: its image removal keeps dockerd busy for a while afterwards.
             if with_docker:
                 for label, subset in scenarios[:3]:
-                    cold(label, subset, bench.docker, 1)
+                    cold(label, subset, [bench.docker], 1)
         finally:
             bench.close()
         write_results(args.out, rows, versions(), args, images)
@@ -291,22 +306,25 @@ def write_results(
         "Both registries are `docker-registry` on 127.0.4.1 (filesystem storage, same disk, page"
         " cache warm). Wall time is the median of the runs listed in the notes; for skopeo and"
         " docker it is the sum of one command per image. Peak RSS is the largest of the"
-        " contender's processes. `uploads` counts PUT/PATCH requests to `/blobs/uploads/` in the"
+        " contender's processes; CPU is user + system of the contender's own processes (for"
+        " docker only the CLI; the daemon's work is not counted). `uploads` counts PUT/PATCH"
+        " requests to `/blobs/uploads/` in the"
         " destination's access log (0 means no blob bytes were sent). `digests` checks every"
         " destination manifest digest against the source. For the toolkit, `engine` is the time"
         " spent inside `copy_images`; the rest of its wall time is interpreter start and imports"
         " (one process per scenario, where skopeo and docker run one process per image).",
         "",
-        "| scenario | contender | wall s | peak RSS MB | blob bytes sent | uploads | requests"
-        " | digests | notes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| scenario | contender | wall s | CPU s | peak RSS MB | blob bytes sent | uploads"
+        " | requests | digests | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scenario, contender, m in rows:
         sent = "-" if m.bytes_sent is None else f"{m.bytes_sent:,}"
         requests = " ".join(f"{k} {v}" for k, v in sorted(m.requests.items()))
         rss = f"{m.rss_mb:.0f}" if m.rss_mb else "-"
         lines.append(
-            f"| {scenario} | {contender} | {m.wall_s:.2f} | {rss} | {sent} | {m.uploads} |"
+            f"| {scenario} | {contender} | {m.wall_s:.2f} | {m.cpu_s:.2f} | {rss} | {sent} |"
+            f" {m.uploads} |"
             f" {requests} | {'same' if m.digests_ok else 'CHANGED'} | {m.note.strip()} |"
         )
     lines += [

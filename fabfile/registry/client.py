@@ -23,7 +23,7 @@ import certifi
 import httpx
 
 from fabfile.registry.auth import Authenticator, Credentials
-from fabfile.registry.blobs import CHUNK_SIZE, check_digest, verified_chunks
+from fabfile.registry.blobs import check_digest, verified_chunks
 from fabfile.registry.errors import (
     AccessDenied,
     AuthenticationRequired,
@@ -390,7 +390,7 @@ class RegistryClient:
             context=(repository, digest),
         )
         try:
-            yield response.iter_raw(CHUNK_SIZE)
+            yield response.iter_raw()
         finally:
             response.close()
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from fabfile.lab import credentials, engine, images, paths, provision, upstream
 from fabfile.lab.commands import docker
-from fabfile.lab.hosts import HOSTS, UPSTREAM_ADDRESS, UPSTREAM_CONTAINER, UPSTREAM_PORT
+from fabfile.lab.hosts import HOSTS, UPSTREAM_ADDRESS, UPSTREAM_CONTAINER, UPSTREAM_PORT, by_name
 from fabfile.lab.outcome import Outcome
 
 
@@ -52,6 +52,26 @@ def up(report: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     ``report`` is called with each outcome as it is known; all outcomes are returned.
     """
     with _exclusive():
+        return _up(report)
+
+
+def reset(
+    names: Iterable[str] | None = None, report: Callable[[Outcome], None] | None = None
+) -> list[Outcome]:
+    """Make the named hosts (every host when none is named) anew, as ``up`` first makes them.
+
+    This undoes whatever was changed on them since (a deployed registry, a prepared node); the
+    hosts get new SSH host keys, and known_hosts follows. The images and the upstream stay.
+    """
+    chosen = [by_name(name) for name in names] if names else list(HOSTS)
+    with _exclusive():
+        engine.start()
+        for host in chosen:
+            if provision.container_state(host.container)[0] != "absent":
+                docker("container", "rm", "--force", "--volumes", host.container)
+                message = f"removed to be made anew ({host.container})"
+                if report is not None:
+                    report(Outcome(host.name, True, message))
         return _up(report)
 
 

@@ -37,6 +37,24 @@ def up(c: Context) -> None:
     print(f"[lab] up in {took:.1f} s: {summary}; hosts listed by `inv lab.status`")
 
 
+@task(
+    iterable=["host"],
+    help={"host": "a host to make anew (repeatable); every host when none is given"},
+)
+def reset(c: Context, host: list[str] | None = None) -> None:
+    """Make lab hosts anew from their image, undoing every change made on them since lab.up.
+
+    The hosts get new SSH host keys (known_hosts is rewritten); images, cache and the upstream
+    registry stay as they are.
+    """
+    started = time.monotonic()
+    try:
+        lifecycle.reset(host or None, report=_print)
+    except (ToolkitError, KeyError) as exc:
+        raise Exit(f"lab.reset failed: {exc}", code=1) from exc
+    print(f"[lab] reset in {time.monotonic() - started:.1f} s")
+
+
 @task(help={"purge": "also remove the lab's images and its cache (.lab/ entirely)"})
 def down(c: Context, purge: bool = False) -> None:
     """Stop and remove the lab's containers and its state in .lab/ (the cache stays).
@@ -69,4 +87,4 @@ def status(c: Context, json: bool = False) -> None:
         print("  ".join(row[col].ljust(widths[col]) for col in columns).rstrip())
 
 
-ns = Collection("lab", up, down, status)
+ns = Collection("lab", up, reset, down, status)

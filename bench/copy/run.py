@@ -266,13 +266,21 @@ def main() -> int:
             for label, subset in scenarios:
                 cold(label, subset, contenders, args.runs)
 
+            def measured(run: Callable[..., Measure], *args: object, **kw: str) -> Measure:
+                CPU_USED.clear()
+                measure = run(*args, **kw)
+                measure.cpu_s = sum(CPU_USED)
+                return measure
+
             for contender in contenders:
                 bench.fresh_dst()
-                first = contender(images)
-                warm = median([contender(images) for _ in range(args.runs)])
-                warm.note = f"{warm.note}; first copy {first.wall_s:.2f} s".lstrip("; ")
+                first = measured(contender, images)
+                warm = median([measured(contender, images) for _ in range(args.runs)])
+                share = 100 * warm.wall_s / first.wall_s
+                warm.note = f"{warm.note}; first copy {first.wall_s:.2f} s, warm = {share:.1f} %"
+                warm.note = warm.note.lstrip("; ")
                 rows.append(("warm whole set (all present)", contender.__name__, warm))
-                cross = contender(images, prefix="copy2")
+                cross = measured(contender, images, prefix="copy2")
                 rows.append(("whole set into a 2nd repository", contender.__name__, cross))
                 print(f"  warm/cross {contender.__name__}: {warm.wall_s:.2f} s / "
                       f"{cross.wall_s:.2f} s", flush=True)  # fmt: skip
@@ -327,6 +335,24 @@ def write_results(
             f" {m.uploads} |"
             f" {requests} | {'same' if m.digests_ok else 'CHANGED'} | {m.note.strip()} |"
         )
+    lines += ["", "## Against the targets", ""]
+    by_key = {(scenario, contender): m for scenario, contender, m in rows}
+    for scenario, contender, m in rows:
+        if contender != "toolkit":
+            continue
+        other = by_key.get((scenario, "skopeo"))
+        if other and scenario.startswith("cold"):
+            lines.append(
+                f"- {scenario}: toolkit {m.wall_s:.2f} s vs skopeo {other.wall_s:.2f} s"
+                f" ({m.wall_s / other.wall_s:.2f}x); CPU {m.cpu_s:.2f} vs {other.cpu_s:.2f} s."
+            )
+        elif scenario.startswith("warm"):
+            lines.append(f"- {scenario}: {m.note}, {m.uploads} uploads, {m.bytes_sent} blob bytes.")
+        else:
+            lines.append(f"- {scenario}: {m.uploads} uploads, {m.bytes_sent} blob bytes sent.")
+    peak = max(m.rss_mb for _, contender, m in rows if contender == "toolkit")
+    lines.append(f"- Toolkit peak RSS over every scenario, the {args.big_mb} MB layer included:"
+                 f" {peak:.0f} MB.")  # fmt: skip
     lines += [
         "",
         "Image sets: "

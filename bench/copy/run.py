@@ -211,6 +211,7 @@ def versions() -> dict[str, str]:
         "docker": first_line(["docker", "info", "--format", "{{.ServerVersion}}"]),
         "machine": f"{os.cpu_count()} CPUs, {cpu}, sha_ni {'yes' if 'sha_ni' in flags else 'no'}",
         "kernel": platform.release(),
+        "load average at the end (1, 5, 15 min)": ", ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 

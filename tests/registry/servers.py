@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import datetime
+import ipaddress
 import json
 import os
+import pwd
 import secrets
 import shutil
 import socket
@@ -23,7 +25,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import bcrypt
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -94,8 +95,6 @@ def make_certificate(
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
     )
     if not is_ca:
-        import ipaddress
-
         builder = builder.add_extension(
             x509.SubjectAlternativeName(
                 [x509.DNSName(name), x509.IPAddress(ipaddress.ip_address(ip))]
@@ -360,10 +359,4 @@ def start_sshd(workdir: Path) -> Sshd:
         stderr=subprocess.STDOUT,
     )
     wait_for_port(HOST, port, process, log)
-    import pwd
-
     return Sshd(process, HOST, port, pwd.getpwuid(os.getuid()).pw_name, workdir / "client_key")
-
-
-def registry_answers(url: str, ca_file: str | None = None) -> int:
-    return httpx.get(f"{url}/v2/", verify=ca_file or True).status_code

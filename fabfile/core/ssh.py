@@ -168,7 +168,7 @@ class Session:
             channel.exec_command(remote)
             stdout, stderr = bytearray(), bytearray()
             if use_sudo:
-                self._sudo_handshake(channel, stderr, prompt, f"{marker}-ok", deadline)
+                self._sudo_handshake(channel, stdout, stderr, prompt, f"{marker}-ok", deadline)
             if stdin:
                 channel.sendall(stdin)
             channel.shutdown_write()
@@ -191,7 +191,13 @@ class Session:
         return result
 
     def _sudo_handshake(
-        self, channel: paramiko.Channel, stderr: bytearray, prompt: str, ok: str, deadline: float
+        self,
+        channel: paramiko.Channel,
+        stdout: bytearray,
+        stderr: bytearray,
+        prompt: str,
+        ok: str,
+        deadline: float,
     ) -> None:
         """Answer sudo's prompt once; stop at the success marker; fail on anything else."""
         sent = False
@@ -209,7 +215,7 @@ class Session:
             while channel.recv_stderr_ready():
                 pending += channel.recv_stderr(65536)
             while channel.recv_ready():
-                channel.recv(65536)
+                stdout += channel.recv(65536)
             text = pending.decode("utf-8", "replace")
             if ok in text:
                 rest = text.partition(ok)[2]

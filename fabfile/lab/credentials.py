@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from fabfile.lab import paths
+from fabfile.lab.hosts import SSH_PORT
 from fabfile.lab.outcome import Outcome
 
 
@@ -49,7 +50,9 @@ def password(path: Path) -> tuple[str, bool]:
 
 def write_known_hosts(keys: dict[str, list[str]]) -> Outcome:
     """Write known_hosts with each address's host keys (``"type base64"`` strings)."""
-    lines = [f"{address} {key}" for address, found in sorted(keys.items()) for key in found]
+    lines = [
+        f"[{address}]:{SSH_PORT} {key}" for address, found in sorted(keys.items()) for key in found
+    ]
     text = "".join(line + "\n" for line in lines)
     changed = paths.write_if_changed(paths.KNOWN_HOSTS, text)
     detail = f"{len(lines)} keys for {len(keys)} hosts"

@@ -12,7 +12,7 @@ import io
 import tarfile
 
 from fabfile.lab import paths
-from fabfile.lab.hosts import LabHost
+from fabfile.lab.hosts import SSH_PORT, LabHost
 
 _MTIME = 1_700_000_000
 _UNITS = "etc/systemd/system"
@@ -92,7 +92,7 @@ def _sshd_dropin(host: LabHost) -> str:
     return (
         f"# {host.name} listens on its own loopback address only: every lab host shares one\n"
         "# network namespace.\n"
-        f"ListenAddress {host.address}\n"
+        f"ListenAddress {host.address}:{SSH_PORT}\n"
         "PermitRootLogin prohibit-password\n"
         "PasswordAuthentication no\n"
         "UseDNS no\n"

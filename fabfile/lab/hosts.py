@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CONTAINER_PREFIX = "regtk-lab-"
+# Not 22: a machine that runs its own sshd on 0.0.0.0:22 would keep the hosts from binding it.
+SSH_PORT = 2222
 
 
 @dataclass(frozen=True)

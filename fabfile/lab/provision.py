@@ -15,7 +15,7 @@ import time
 
 from fabfile.lab import credentials, hostfiles, images, paths, rootfs
 from fabfile.lab.commands import LabError, docker, run
-from fabfile.lab.hosts import LabHost
+from fabfile.lab.hosts import SSH_PORT, LabHost
 from fabfile.lab.outcome import Outcome
 
 SPEC_LABEL = "regtk-lab.spec"
@@ -149,12 +149,12 @@ def _wait_for_sshd(host: LabHost, wait: float = 30.0) -> None:
     deadline = time.monotonic() + wait
     while True:
         try:
-            with socket.create_connection((host.address, 22), timeout=2):
+            with socket.create_connection((host.address, SSH_PORT), timeout=2):
                 return
         except OSError as exc:
             if time.monotonic() > deadline:
                 raise LabError(
-                    f"{host.name}: sshd does not answer on {host.address}:22 ({exc}); see "
+                    f"{host.name}: sshd does not answer on {host.address}:{SSH_PORT} ({exc}); see "
                     f"`docker exec {host.container} journalctl -u ssh`"
                 ) from exc
             time.sleep(0.2)

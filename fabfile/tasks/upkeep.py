@@ -71,7 +71,11 @@ def catalog(c: Context, tunnel: bool = False, *, fleet: Fleet) -> None:
     _print(fleet, names, lines=names)
 
 
-@fleet_task(changes=False, positional=["repository"], help={"tunnel": TUNNEL_HELP})
+@fleet_task(
+    changes=False,
+    positional=["repository"],
+    help={"repository": "the repository, e.g. pause", "tunnel": TUNNEL_HELP},
+)
 def tags(c: Context, repository: str, tunnel: bool = False, *, fleet: Fleet) -> None:
     """List the tags of REPOSITORY."""
     with registry_client(fleet, tunnel) as client:
@@ -79,7 +83,11 @@ def tags(c: Context, repository: str, tunnel: bool = False, *, fleet: Fleet) -> 
     _print(fleet, found, lines=found)
 
 
-@fleet_task(changes=False, positional=["reference"], help={"tunnel": TUNNEL_HELP})
+@fleet_task(
+    changes=False,
+    positional=["reference"],
+    help={"reference": "repo:tag or repo@sha256:...", "tunnel": TUNNEL_HELP},
+)
 def inspect(c: Context, reference: str, tunnel: bool = False, *, fleet: Fleet) -> None:
     """Show REFERENCE (repo:tag or repo@digest): media type, digest, platforms, size, tags."""
     repository, ref = _split(reference)
@@ -95,6 +103,7 @@ def inspect(c: Context, reference: str, tunnel: bool = False, *, fleet: Fleet) -
     changes=False,
     positional=["reference"],
     help={
+        "reference": "repo:tag or repo@sha256:..., what to delete",
         "yes": "do not ask before deleting",
         "force": "delete even a platform manifest that an index lists",
         "tunnel": TUNNEL_HELP,
@@ -137,7 +146,11 @@ def delete(
         raise Exit("the registry still serves what was deleted", 1)
 
 
-@fleet_task(changes=False, positional=["reference"], help={"tunnel": TUNNEL_HELP})
+@fleet_task(
+    changes=False,
+    positional=["reference"],
+    help={"reference": "repo:tag, the one tag to remove", "tunnel": TUNNEL_HELP},
+)
 def untag(c: Context, reference: str, tunnel: bool = False, *, fleet: Fleet) -> None:
     """Remove one tag (repo:tag) and keep every other tag on the same digest."""
     repository, tag = _split(reference)

@@ -8,7 +8,7 @@ import pytest
 
 
 def test_a_non_loopback_address_is_refused_before_connecting() -> None:
-    with socket.socket() as sock, pytest.raises(AssertionError, match="127.0.0.0/8 only"):
+    with socket.socket() as sock, pytest.raises(AssertionError, match=r"127\.0\.0\.0/8 only"):
         sock.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed; refused before any packet
 
 

@@ -38,9 +38,9 @@ def inv(*args: str, ok: bool = True, env: dict[str, str] | None = None, timeout:
     return result
 
 
-def inv_json(*args: str, ok: bool = True) -> dict[str, Any]:
+def inv_json(*args: str, ok: bool = True, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a task with ``--json`` and return what it printed."""
-    out = inv(*args, "--json", ok=ok).stdout
+    out = inv(*args, "--json", ok=ok, env=env).stdout
     return json.loads(out[out.index("{") :])
 
 

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import NODES, REGISTRY, by_host, inv, inv_json, kubelet_state, on, snapshot
+import fabfile.lab
+
+from .helpers import (
+    NODES,
+    REGISTRY,
+    by_host,
+    inv,
+    inv_json,
+    kubelet_state,
+    on,
+    snapshot,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -23,6 +34,7 @@ WATCHED = [
 @pytest.fixture(scope="module")
 def first_run(lab: object) -> dict[str, object]:
     inv("deploy-registry", "--skip-node-check")
+    fabfile.lab.reset(NODES)
     # node4 claims kubelet 1.35 but was left with the flag an older kubeadm wrote: it cannot
     # start until the flag is gone.
     stale = f"{FLAG}=registry.k8s.io/pause:3.9"
@@ -99,13 +111,15 @@ def test_check_mode_changes_nothing_on_a_drifted_node(first_run: dict) -> None:
 
 
 def test_a_broken_runtime_config_is_rolled_back_and_the_others_finish(first_run: dict) -> None:
-    broken = 'oom_score = "not a number"\n'
-    on("node1", f"printf '%s' '{broken}' >> /etc/containerd/config.toml")
+    # A root key of the wrong type: containerd refuses the whole file and will not start.
+    on("node1", "sed -i '1a oom_score = \"not a number\"' /etc/containerd/config.toml")
     on("node1", "sed -i 's|/pause:3.9\"|/pause:3.8\"|' /etc/containerd/config.toml")
     damaged = on("node1", "sha256sum /etc/containerd/config.toml")
     results = by_host(inv_json("prepare-nodes", ok=False))
     assert results["node1"]["status"] == "failed"
-    assert any(s["step"].startswith("restore") for s in results["node1"]["steps"])
+    steps = {s["step"]: s for s in results["node1"]["steps"]}
+    assert steps["restart containerd"]["status"] == "failed"
+    assert "restore" in steps
     assert on("node1", "sha256sum /etc/containerd/config.toml") == damaged
     for node in ("node2", "node3", "node4"):
         assert results[node]["status"] == "unchanged"

@@ -27,10 +27,10 @@ def lab_inventory(tmp_path: Path, extra: str = "", **replace: str) -> Path:
 def test_a_down_host_a_changed_key_and_a_wrong_sudo_password_each_fail_alone(tmp_path):
     known = tmp_path / "known_hosts"
     lines = paths.KNOWN_HOSTS.read_text().splitlines()
-    other = next(ln for ln in lines if ln.startswith("127.0.1.13 ")).split(" ", 1)[1]
+    other = next(ln for ln in lines if ln.startswith("[127.0.1.13]:")).split(" ", 1)[1]
+    node1 = "[127.0.1.11]:2222"
     known.write_text(
-        "\n".join(f"127.0.1.11 {other}" if ln.startswith("127.0.1.11 ") else ln for ln in lines)
-        + "\n"
+        "\n".join(f"{node1} {other}" if ln.startswith(node1) else ln for ln in lines) + "\n"
     )
     inventory = lab_inventory(
         tmp_path,
@@ -41,10 +41,18 @@ def test_a_down_host_a_changed_key_and_a_wrong_sudo_password_each_fail_alone(tmp
         },
     )
     result = inv_json(
-        "run", "-i", str(inventory), "--sudo", "--connect-timeout", "3", "true", ok=False
+        "run",
+        "-i",
+        str(inventory),
+        "--sudo",
+        "--connect-timeout",
+        "3",
+        "true",
+        ok=False,
+        env={"REGTK_TEST_WRONG": "not-the-password"},
     )
     hosts = by_host(result)
-    assert "cannot connect to root@127.0.1.99:22" in hosts["ghost"]["error"]
+    assert "cannot connect to root@127.0.1.99:2222" in hosts["ghost"]["error"]
     assert "differs from the one in" in hosts["node1"]["error"]
     assert "ssh-keygen -R" in hosts["node1"]["error"]
     assert "sudo rejected the password" in hosts["node2"]["error"]

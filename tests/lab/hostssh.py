@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import paramiko
 
 from fabfile.lab import paths
-from fabfile.lab.hosts import LabHost, by_name
+from fabfile.lab.hosts import SSH_PORT, LabHost, by_name
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ def _client() -> paramiko.SSHClient:
 def _connect(client: paramiko.SSHClient, host: LabHost, sock: paramiko.Channel | None) -> None:
     client.connect(
         host.address,
+        port=SSH_PORT,
         username=host.user,
         pkey=paramiko.Ed25519Key.from_private_key_file(str(paths.CLIENT_KEY)),
         sock=sock,
@@ -50,7 +51,8 @@ def session(host: LabHost) -> Iterator[paramiko.SSHClient]:
             _connect(jump, by_name(host.jump), None)
             transport = jump.get_transport()
             assert transport is not None
-            sock = transport.open_channel("direct-tcpip", (host.address, 22), ("127.0.0.1", 0))
+            target = (host.address, SSH_PORT)
+            sock = transport.open_channel("direct-tcpip", target, ("127.0.0.1", 0))
         client = stack.enter_context(_client())
         _connect(client, host, sock)
         yield client

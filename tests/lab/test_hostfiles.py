@@ -63,7 +63,7 @@ FILE_CASES = [
     ("node3", "etc/docker/daemon.json", '"bridge": "none"'),
     ("registry1", "etc/docker/daemon.json", '"iptables": false'),
     ("node2", "etc/sudoers.d/deploy", "deploy ALL=(ALL:ALL) ALL"),
-    ("gw1", "etc/ssh/sshd_config.d/10-regtk-lab.conf", "ListenAddress 127.0.1.1\n"),
+    ("gw1", "etc/ssh/sshd_config.d/10-regtk-lab.conf", "ListenAddress 127.0.1.1:2222\n"),
     ("node2", "root/.ssh/authorized_keys", KEY),
 ]
 

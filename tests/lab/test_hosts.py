@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fabfile.lab import HostStatus, images, paths
-from fabfile.lab.hosts import HOSTS, LabHost, by_name
+from fabfile.lab.hosts import HOSTS, SSH_PORT, LabHost, by_name
 from tests.lab.hostssh import run, run_as_root, session
 
 pytestmark = pytest.mark.lab
@@ -29,7 +29,7 @@ def test_every_host_has_its_own_host_key(lab: list[HostStatus]) -> None:
         address, kind, key = line.split()
         if kind == "ssh-ed25519":
             keys[address] = key
-    assert sorted(keys) == sorted(h.address for h in HOSTS)
+    assert sorted(keys) == sorted(f"[{h.address}]:{SSH_PORT}" for h in HOSTS)
     assert len(set(keys.values())) == len(HOSTS)
 
 

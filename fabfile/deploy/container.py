@@ -11,6 +11,7 @@ import hashlib
 import json
 import posixpath
 import shlex
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass
@@ -101,9 +102,12 @@ def listen_addr(settings: RegistrySettings) -> str:
 
 def load_image(ctx: HostContext, engine: Engine, settings: RegistrySettings) -> str:
     """Make the image present on the host: pull it, else upload an archive and load it."""
-    pulled = ctx.session.run(engine.argv("pull", settings.image), sudo=True, check=False)
-    if pulled.ok:
-        return f"pulled {settings.image}"
+    why = "pulling is off (registry.pull: false)"
+    if settings.pull:
+        pulled = ctx.session.run(engine.argv("pull", settings.image), sudo=True, check=False)
+        if pulled.ok:
+            return f"pulled {settings.image}"
+        why = f"the host cannot pull it ({pulled.stderr.strip()[-200:]})"
     if settings.image_archive is not None:
         if not settings.image_archive.exists():
             raise HostError(ctx.host.name, f"image_archive {settings.image_archive} does not exist")
@@ -114,9 +118,8 @@ def load_image(ctx: HostContext, engine: Engine, settings: RegistrySettings) -> 
         if local.returncode != 0:
             raise HostError(
                 ctx.host.name,
-                f"{settings.image} is not on the host, the host cannot pull it "
-                f"({pulled.stderr.strip()[-200:]}), and this machine's engine does not have it "
-                "either: set registry.image_archive to an archive made with `docker save`",
+                f"{settings.image} is not on the host, {why}, and this machine's engine does not "
+                "have it either: set registry.image_archive to an archive made with `docker save`",
             )
         data = local.stdout
         source = "this machine's engine"
@@ -124,10 +127,17 @@ def load_image(ctx: HostContext, engine: Engine, settings: RegistrySettings) -> 
     return f"loaded {settings.image} from {source} ({len(data) // 1024} KiB)"
 
 
+def tls_verify(settings: RegistrySettings) -> ssl.SSLContext | bool:
+    """What httpx should verify the registry's certificate against."""
+    if settings.ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=str(settings.ca_file))
+
+
 def health(settings: RegistrySettings, timeout: float) -> str | None:
     """Wait for ``GET /v2/`` to answer 200 (401 with auth); None when it does, else what it saw."""
     want = 401 if settings.users else 200
-    verify: Any = str(settings.ca_file) if settings.ca_file else True
+    verify = tls_verify(settings)
     deadline = time.monotonic() + timeout
     seen = "no answer"
     with httpx.Client(verify=verify, timeout=5.0, trust_env=False) as client:

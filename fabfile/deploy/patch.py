@@ -45,7 +45,7 @@ def config_source(info: Mapping[str, Any], image: str) -> tuple[str, str | None]
 
 def delete_effect(settings: RegistrySettings, want_enabled: bool) -> str | None:
     """After toggling deletion: a DELETE must no longer be refused with 405 (or must be)."""
-    verify: Any = str(settings.ca_file) if settings.ca_file else True
+    verify = container.tls_verify(settings)
     auth = settings.credentials
     url = f"{settings.url}/v2/regtk-probe/manifests/{ZERO_DIGEST}"
     with httpx.Client(verify=verify, auth=auth, timeout=10.0, trust_env=False) as client:

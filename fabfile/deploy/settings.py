@@ -32,6 +32,7 @@ KEYS = {
     "users": "basic auth users: [{name, password_env | password_file}]",
     "engine": "auto, docker or podman (default auto: docker, else podman)",
     "image_archive": "a local image archive to upload when the host cannot pull the image",
+    "pull": "try to pull a missing image on the host first (default true; false when air-gapped)",
     "health_timeout": "seconds to wait for GET /v2/ to answer (default 60)",
     "config": "extra config.yml keys, dotted or nested, applied after the template",
 }
@@ -71,6 +72,7 @@ class RegistrySettings:
     users: tuple[User, ...] = ()
     engine: str = "auto"
     image_archive: Path | None = None
+    pull: bool = True
     health_timeout: float = 60.0
     config: Mapping[str, Any] = field(default_factory=dict)
 
@@ -131,7 +133,7 @@ def registry_settings(inventory: Inventory, host: Host | None = None) -> Registr
             values[key] = raw[key]
     if "address" not in values:
         raise _fail(inventory, "address", f"missing: {KEYS['address']}")
-    for key in ("delete", "readonly"):
+    for key in ("delete", "readonly", "pull"):
         if key in raw:
             if not isinstance(raw[key], bool):
                 raise _fail(inventory, key, f"expected true or false, got {raw[key]!r}")

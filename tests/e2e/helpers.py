@@ -78,3 +78,14 @@ def snapshot(host: str, paths: list[str]) -> dict[str, str]:
     for unit in ("containerd", "docker", "kubelet"):
         state[unit] = on(host, f"systemctl show -p ActiveEnterTimestamp,MainPID {unit}", False)
     return state
+
+
+def lab_inventory(tmp_path: Path, extra: str = "", **replace: str) -> Path:
+    """A copy of hosts.yml with absolute paths, edited by plain text replacements."""
+    text = (REPO / "hosts.yml").read_text().replace(".lab/", f"{REPO}/.lab/")
+    for old, new in replace.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "hosts.yml"
+    path.write_text(text + extra)
+    return path

@@ -8,20 +8,9 @@ import pytest
 
 from fabfile.lab import paths
 
-from .helpers import REPO, by_host, inv, inv_json
+from .helpers import REPO, by_host, inv, inv_json, lab_inventory
 
 pytestmark = pytest.mark.lab
-
-
-def lab_inventory(tmp_path: Path, extra: str = "", **replace: str) -> Path:
-    """A copy of hosts.yml with absolute paths, edited by simple text replacements."""
-    text = (REPO / "hosts.yml").read_text().replace(".lab/", f"{REPO}/.lab/")
-    for old, new in replace.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    path = tmp_path / "hosts.yml"
-    path.write_text(text + extra)
-    return path
 
 
 def test_a_down_host_a_changed_key_and_a_wrong_sudo_password_each_fail_alone(tmp_path):

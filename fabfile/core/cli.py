@@ -46,6 +46,7 @@ COMMON: list[tuple[str, Any, str]] = [
     ("connect_timeout", 10.0, "seconds to wait for an SSH connection"),
     ("command_timeout", 120.0, "seconds a remote command may take"),
     ("accept_new_host_keys", False, "accept and save host keys never seen before (logged)"),
+    ("ssh_config", "", "read this ssh_config file instead of ~/.ssh/config"),
 ]
 CHANGING: list[tuple[str, Any, str]] = [
     ("check", False, "show what would change, with diffs, and change nothing"),
@@ -134,6 +135,7 @@ def fleet_task(
                         connect_timeout=float(values["connect_timeout"]),
                         command_timeout=float(values["command_timeout"]),
                         accept_new_host_keys=bool(values["accept_new_host_keys"]),
+                        ssh_config=Path(values["ssh_config"]) if values["ssh_config"] else None,
                     ),
                 )
                 fleet = Fleet(inv, hosts, options, bool(values["json"]), int(values["verbose"]))

@@ -56,7 +56,8 @@ class Host:
 
     name: str
     address: str
-    port: int = 22
+    port: int | None = None
+    """None: ``~/.ssh/config`` decides (else 22)."""
     user: str | None = None
     key_file: Path | None = None
     jump: str | None = None
@@ -70,7 +71,7 @@ class Host:
     def login(self) -> str:
         """``user@address:port`` for messages."""
         user = f"{self.user}@" if self.user else ""
-        return f"{user}{self.address}:{self.port}"
+        return f"{user}{self.address}:{self.port or 22}"
 
 
 @dataclass
@@ -266,8 +267,9 @@ class _Builder:
         address = settings.get("address")
         if not address or not isinstance(address, str):
             self.fail(f"{key}.address", "missing: give the host's name or IP address", parent, name)
-        port = settings.get("port", 22)
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        port = settings.get("port")
+        bad = isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
+        if port is not None and bad:
             self.fail(f"{key}.port", f"{port!r} is not a port number (1-65535)", raw, "port")
         for text_key in ("user", "jump", "sudo_password_env"):
             value = settings.get(text_key)
@@ -277,7 +279,7 @@ class _Builder:
         return Host(
             name=name,
             address=str(address),
-            port=int(port),
+            port=port,
             user=settings.get("user"),
             key_file=paths.get("key_file"),
             jump=settings.get("jump"),

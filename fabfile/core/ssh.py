@@ -46,6 +46,8 @@ class SSHOptions:
     command_timeout: float = 120.0
     accept_new_host_keys: bool = False
     sudo_timeout: float = 10.0
+    ssh_config: Path | None = None
+    """An ssh_config file to read instead of ~/.ssh/config."""
 
 
 @dataclass
@@ -284,7 +286,10 @@ class Connector:
         self.counters = _Counters()
 
     def _connection(self, host: Host) -> Connection:
-        config = Config(overrides={"timeouts": {"connect": int(self.options.connect_timeout)}})
+        config = Config(
+            overrides={"timeouts": {"connect": int(self.options.connect_timeout)}},
+            runtime_ssh_path=str(self.options.ssh_config) if self.options.ssh_config else None,
+        )
         kwargs: dict[str, object] = {}
         if host.key_file is not None:
             kwargs["key_filename"] = [str(host.key_file)]
@@ -299,6 +304,13 @@ class Connector:
             gateway=gateway,
             connect_kwargs=kwargs,
         )
+        self._check_host_keys(conn, host)
+        if isinstance(conn.gateway, Connection) and host.jump is None:
+            # A ProxyJump from ssh_config: its hop gets the same host key checks.
+            self._check_host_keys(conn.gateway, host)
+        return conn
+
+    def _check_host_keys(self, conn: Connection, host: Host) -> None:
         client = conn.client
         if host.known_hosts is not None:
             if host.known_hosts.exists():
@@ -311,7 +323,6 @@ class Connector:
             )
         else:
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        return conn
 
     def _open(self, host: Host, conn: Connection) -> None:
         known = host.known_hosts or Path("~/.ssh/known_hosts").expanduser()

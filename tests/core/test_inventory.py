@@ -94,7 +94,7 @@ def test_levels_merge_with_the_host_winning(tmp_path: Path) -> None:
     inv = inventory.load(write(tmp_path, GOOD))
     reg, n1, n2 = inv.hosts["reg"], inv.hosts["n1"], inv.hosts["n2"]
     assert (reg.user, n1.user) == ("deploy", "admin")
-    assert n1.port == 2222 and reg.port == 22
+    assert n1.port == 2222 and reg.port is None
     assert reg.key_file == tmp_path / "keys/id"
     assert [reg.vars["level"], n1.vars["level"], n2.vars["level"]] == ["all", "group", "host"]
     assert n1.vars["registry"] == {"address": "r.example.internal", "port": 5001}

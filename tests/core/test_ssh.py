@@ -123,3 +123,23 @@ def test_a_closed_port_is_a_clear_connect_error(sshd: Sshd, tmp_path: Path) -> N
     inv = inventory.load(sshd.inventory(tmp_path, address="127.0.5.2", port=1))
     with pytest.raises(ConnectError, match=r"cannot connect to root@127\.0\.5\.2:1"):
         Connector(inv, SSHOptions(connect_timeout=2)).session(inv.hosts["box"])
+
+
+def test_ssh_config_supplies_name_port_user_and_key(sshd: Sshd, tmp_path: Path) -> None:
+    config = tmp_path / "ssh_config"
+    config.write_text(
+        "Host boxalias\n"
+        f"  HostName {sshd.address}\n"
+        f"  Port {sshd.port}\n"
+        "  User root\n"
+        f"  IdentityFile {sshd.key_file}\n"
+    )
+    inventory_file = tmp_path / "hosts.yml"
+    inventory_file.write_text(
+        f"hosts:\n  box:\n    address: boxalias\n    known_hosts: {sshd.known_hosts}\n"
+    )
+    inv = inventory.load(inventory_file)
+    assert inv.hosts["box"].port is None and inv.hosts["box"].user is None
+    conn = Connector(inv, SSHOptions(ssh_config=config))
+    assert conn.session(inv.hosts["box"]).run(["id", "-un"]).stdout == "root\n"
+    conn.close()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
-from .helpers import REGISTRY, by_host, inv, inv_json, on
+from .helpers import REGISTRY, by_host, inv, inv_json, lab_inventory, on
 
 pytestmark = pytest.mark.lab
 
@@ -78,3 +80,22 @@ def test_unknown_key_is_refused_before_anything_changes(deployed: dict) -> None:
     assert "storage.delete.enable" in result.stdout + result.stderr
     assert "enabled" in result.stdout + result.stderr
     assert (started_at(), on("registry1", f"sha256sum {CONFIG}")) == before
+
+
+def test_an_air_gapped_host_gets_the_image_uploaded(deployed: dict, tmp_path: Path) -> None:
+    block = (
+        "    port: 5001\n"
+        "    image: registry:2.8.2\n"
+        "    container: registry-airgap\n"
+        "    data_dir: /var/lib/registry-airgap\n"
+        "    config_dir: /etc/regtk/registry-airgap\n"
+    )
+    inventory = lab_inventory(tmp_path, **{"    port: 5000\n": block})
+    on("registry1", "docker rm -f registry-airgap >/dev/null 2>&1; docker rmi registry:2.8.2")
+    try:
+        results = by_host(inv_json("deploy-registry", "-i", str(inventory), "--skip-node-check"))
+        steps = {s["step"]: s for s in results["registry1"]["steps"]}
+        assert "loaded registry:2.8.2 from this machine's engine" in steps["image"]["reason"]
+        assert httpx.get("http://127.0.1.2:5001/v2/").status_code == 200
+    finally:
+        on("registry1", "docker rm -f registry-airgap >/dev/null 2>&1 || true")

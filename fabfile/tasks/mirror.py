@@ -12,18 +12,21 @@ from invoke.exceptions import Exit
 
 from ..core.cli import Fleet, fleet_task
 from ..core.output import console
-from ..deploy.settings import registry_settings
+from ..deploy.settings import RegistrySettings, registry_settings
 from ..mirror.plan import (
     inventory_images,
     pairs_for,
     parse_list,
     pause_reference,
+    private_endpoint,
     upstream_endpoints,
 )
 from ..mirror.run import mirror as run_mirror
 from ..mirror.run import no_default_endpoint, summary
 from ..registry.bundle import OciLayout, write_bundle
+from ..registry.client import RegistryClient
 from ..registry.copy import ClientPool, CopyOptions
+from ..registry.errors import RegistryError
 from ..registry.reference import Reference
 
 
@@ -73,10 +76,11 @@ def mirror(
     else:
         sources = parse_list(images, file or None) or default_sources(fleet)
     pairs = pairs_for(sources, settings, prefix)
+    if check:
+        _plan(fleet, settings, pairs, bundle)
+        return
     for src, dst in pairs:
         print(f"{src} -> {dst}", file=sys.stderr)
-    if check:
-        return
     subset = frozenset(p.strip() for p in platforms.split(",") if p.strip()) or None
     registry_host = fleet.inventory.hosts[fleet.inventory.groups["registry"][0]]
     connector = fleet.connector() if tunnel else None
@@ -99,6 +103,36 @@ def mirror(
         console().print(summary(report))
     if not report.ok:
         raise Exit("some images were not copied", 1)
+
+
+def _plan(
+    fleet: Fleet,
+    settings: RegistrySettings,
+    pairs: list[tuple[Reference, Reference]],
+    bundle: Path | None,
+) -> None:
+    """What a mirror would do: each pair, with its digest on both sides; nothing is copied."""
+    registry_host = fleet.inventory.hosts[fleet.inventory.groups["registry"][0]]
+    sources: ClientPool | OciLayout = (
+        OciLayout(bundle)
+        if bundle
+        else ClientPool(upstream_endpoints(fleet.inventory, registry_host), no_default_endpoint)
+    )
+    with RegistryClient(private_endpoint(settings)) as target:
+        for src, dst in pairs:
+            origin, repository = sources(src)
+            have = target.head_manifest(dst.repository, dst.reference)
+            try:
+                want = origin.get_manifest(repository, src.reference).digest
+            except RegistryError as exc:
+                print(f"{src} -> {dst}: cannot read the source: {exc}")
+                continue
+            if have is not None and have.digest == want:
+                print(f"{src} -> {dst}: present ({want[:19]}), nothing to copy")
+            else:
+                print(f"{src} -> {dst}: would copy {want[:19]}")
+    if isinstance(sources, ClientPool):
+        sources.close()
 
 
 @fleet_task(

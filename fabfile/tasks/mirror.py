@@ -10,7 +10,7 @@ from pathlib import Path
 from invoke import Context
 from invoke.exceptions import Exit
 
-from ..core.cli import Fleet, fleet_task
+from ..core.cli import Fleet, finish, fleet_task
 from ..core.output import console
 from ..deploy.settings import RegistrySettings, registry_settings
 from ..mirror.plan import (
@@ -21,6 +21,7 @@ from ..mirror.plan import (
     private_endpoint,
     upstream_endpoints,
 )
+from ..mirror.remote import copy_on_host
 from ..mirror.run import mirror as run_mirror
 from ..mirror.run import no_default_endpoint, summary
 from ..registry.bundle import OciLayout, write_bundle
@@ -49,6 +50,7 @@ def default_sources(fleet: Fleet) -> list[Reference]:
         "tunnel": "reach the private registry through SSH to the registry host",
         "prefix": "put every image under this path in the private registry",
         "platforms": "copy only these platforms (changes the digest), e.g. linux/amd64",
+        "on_registry_host": "run the copy on the registry host (only it reaches the upstream)",
         "check": "show what would be copied and copy nothing",
     },
 )
@@ -61,6 +63,7 @@ def mirror(
     prefix: str = "",
     platforms: str = "",
     check: bool = False,
+    on_registry_host: bool = False,
     *,
     fleet: Fleet,
 ) -> None:
@@ -81,6 +84,12 @@ def mirror(
         return
     for src, dst in pairs:
         print(f"{src} -> {dst}", file=sys.stderr)
+    if on_registry_host:
+        registry_host = fleet.inventory.hosts[fleet.inventory.groups["registry"][0]]
+        endpoints = upstream_endpoints(fleet.inventory, registry_host)
+        fleet.hosts = [registry_host]
+        finish(fleet.run(lambda ctx: copy_on_host(ctx, settings, pairs, endpoints), "mirror"))
+        return
     subset = frozenset(p.strip() for p in platforms.split(",") if p.strip()) or None
     registry_host = fleet.inventory.hosts[fleet.inventory.groups["registry"][0]]
     connector = fleet.connector() if tunnel else None

@@ -84,3 +84,14 @@ def _wait_upstream() -> None:
             return
         except httpx.HTTPError:
             time.sleep(0.3)
+
+
+def test_copy_on_the_registry_host_with_docker_says_what_it_loses(upstream: dict) -> None:
+    result = inv(
+        "mirror", "--on-registry-host", "--prefix", "onhost", "--images",
+        "registry.k8s.io/pause:3.9",
+    )  # fmt: skip
+    assert "only this host's platform is kept" in result.stdout + result.stderr
+    info = inv("registry.inspect", "onhost/pause:3.9", "--json").stdout
+    copied = json.loads(info[info.index("{") :])
+    assert copied["platforms"] == [] and copied["digest"] != upstream["pause:3.9"]["digest"]

@@ -156,17 +156,3 @@ def fleet_task(
         )
 
     return decorate
-
-
-def exit_on_error(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """For tasks without hosts: turn a :class:`ToolkitError` into a clean exit with its message."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ToolkitError as exc:
-            print(redact(f"error: {exc}"), file=sys.stderr)
-            raise Exit(code=2) from None
-
-    return wrapper

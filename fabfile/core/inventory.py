@@ -14,7 +14,6 @@ the whole file is valid, and every error names the file, the key and the line.
 from __future__ import annotations
 
 import difflib
-import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -349,11 +348,3 @@ def _from_ansible(path: Path, data: CommentedMap) -> CommentedMap:
     }
     out["hosts"] = hosts
     return out
-
-
-def is_loopback(address: str) -> bool:
-    """True for an address in 127.0.0.0/8 or ::1 (used by the lab and the tests)."""
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return address == "localhost"

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .errors import HostError, StepError
+from .errors import StepError
 from .inventory import Host
 from .probe import RemoteFile
 from .results import HostReport
@@ -283,9 +283,3 @@ def restart_and_verify(
         else:
             ctx.report.add(f"{step} after restore", "failed", after)
     return False
-
-
-def require(condition: bool, host: str, message: str) -> None:
-    """Raise a :class:`HostError` with ``message`` unless ``condition`` holds."""
-    if not condition:
-        raise HostError(host, message)

@@ -14,13 +14,14 @@ import shlex
 import ssl
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from ..core.errors import HostError
-from ..core.probe import Facts
+from ..core.probe import Facts, Probe
 from ..core.steps import HostContext
 from ..registry.config import config_path_for_image
 from .settings import RegistrySettings
@@ -152,3 +153,58 @@ def health(settings: RegistrySettings, timeout: float) -> str | None:
                 seen = f"HTTP {status}"
             time.sleep(0.3)
     return f"GET {settings.url}/v2/ did not answer {want} within {timeout:.0f}s (last: {seen})"
+
+
+def logs_tail(ctx: HostContext, engine: Engine, name: str, lines: int = 4) -> str:
+    """The last lines the container logged, on one line (for a failure message)."""
+    logs = ctx.session.run(engine.argv("logs", "--tail", "20", name), sudo=True, check=False)
+    return " | ".join((logs.stdout + logs.stderr).strip().splitlines()[-lines:]) or "nothing"
+
+
+@dataclass(frozen=True)
+class Running:
+    """A deployed registry container: its engine, inspect data, image and config file."""
+
+    engine: Engine
+    info: dict[str, Any]
+    image: str
+    inside: str
+    """The config path the container reads."""
+    host_path: str
+    """The host file mounted there."""
+
+
+def locate(ctx: HostContext, settings: RegistrySettings) -> Running:
+    """The registry container on ``ctx.host`` and the host file its config.yml comes from."""
+    facts = (
+        Probe()
+        .command("engine", engine_snippet(settings.engine))
+        .command("container", inspect_snippet("container", settings.container))
+        .run(ctx.session)
+    )
+    info = parse_inspect(facts, "container")
+    binary = facts.out("engine").text.strip().splitlines()
+    if info is None or not binary:
+        raise HostError(ctx.host.name, f"no container {settings.container}: deploy it first")
+    image = str((info.get("Config") or {}).get("Image") or settings.image)
+    inside, host_path = config_source(info, image)
+    if host_path is None:
+        raise HostError(
+            ctx.host.name,
+            f"{settings.container} reads {inside}, which is not mounted from the host; redeploy "
+            "it with `inv deploy-registry` so its configuration lives in a host file",
+        )
+    return Running(Engine(binary[0]), info, image, inside, host_path)
+
+
+def config_source(info: Mapping[str, Any], image: str) -> tuple[str, str | None]:
+    """(config path inside the container, host path of the file mounted there, if any)."""
+    args = list(info.get("Args") or []) or list((info.get("Config") or {}).get("Cmd") or [])
+    inside = config_path_for_image(image, args)
+    for mount in info.get("Mounts") or []:
+        destination = str(mount.get("Destination", "")).rstrip("/")
+        if destination == inside:
+            return inside, str(mount["Source"])
+        if inside.startswith(destination + "/"):
+            return inside, posixpath.join(str(mount["Source"]), inside[len(destination) + 1 :])
+    return inside, None

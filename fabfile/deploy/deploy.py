@@ -204,11 +204,8 @@ def _check_health(
     if problem is None:
         ctx.report.add("health", "unchanged", f"{settings.url}/v2/ answers")
         return
-    logs = ctx.session.run(
-        engine.argv("logs", "--tail", "15", settings.container), sudo=True, check=False
-    )
-    said = " | ".join((logs.stdout + logs.stderr).strip().splitlines()[-6:])
-    ctx.report.add("health", "failed", f"{problem}; the registry logged: {said or 'nothing'}")
+    said = container.logs_tail(ctx, engine, settings.container, lines=6)
+    ctx.report.add("health", "failed", f"{problem}; the registry logged: {said}")
     if backup:
         restore(ctx, backup)
         ctx.session.run(engine.argv("restart", settings.container), sudo=True, check=False)

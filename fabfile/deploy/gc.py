@@ -25,7 +25,6 @@ from ..registry.errors import RegistryError
 from ..registry.manifest import INDEX_TYPES
 from . import container
 from .container import Engine
-from .patch import config_source
 from .settings import RegistrySettings
 
 _BLOB = re.compile(r"blob eligible for deletion: (sha256:[0-9a-f]{64})")
@@ -99,20 +98,8 @@ def garbage_collect(
 ) -> GcResult:
     """The whole runbook on ``ctx.host``; the registry ends in normal mode whatever happens."""
     result = GcResult()
-    facts = (
-        Probe()
-        .command("engine", container.engine_snippet(settings.engine))
-        .command("container", container.inspect_snippet("container", settings.container))
-        .run(ctx.session)
-    )
-    info = container.parse_inspect(facts, "container")
-    if info is None:
-        raise HostError(ctx.host.name, f"no container {settings.container}")
-    engine = Engine(facts.out("engine").text.strip().splitlines()[0])
-    image = str((info.get("Config") or {}).get("Image") or settings.image)
-    inside, host_path = config_source(info, image)
-    if host_path is None:
-        raise HostError(ctx.host.name, f"{inside} is not mounted from the host; redeploy first")
+    running = container.locate(ctx, settings)
+    engine, inside, host_path = running.engine, running.inside, running.host_path
     said = ctx.run(engine.argv("exec", settings.container, "registry", "--version")).stdout
     match = _VERSION.search(" " + said)
     result.version = match.group(1) if match else said.strip()

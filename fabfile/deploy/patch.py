@@ -22,25 +22,12 @@ import httpx
 from ..core.errors import HostError
 from ..core.probe import Probe
 from ..core.steps import Backup, FileSpec, HostContext, ensure_files, restore
-from ..registry.config import config_path_for_image, patch_config
+from ..registry.config import patch_config
 from . import container
 from .container import Engine
 from .settings import RegistrySettings
 
 ZERO_DIGEST = "sha256:" + "0" * 64
-
-
-def config_source(info: Mapping[str, Any], image: str) -> tuple[str, str | None]:
-    """(config path inside the container, host path of the file mounted there, if any)."""
-    args = list(info.get("Args") or []) or list((info.get("Config") or {}).get("Cmd") or [])
-    inside = config_path_for_image(image, args)
-    for mount in info.get("Mounts") or []:
-        destination = str(mount.get("Destination", "")).rstrip("/")
-        if destination == inside:
-            return inside, str(mount["Source"])
-        if inside.startswith(destination + "/"):
-            return inside, posixpath.join(str(mount["Source"]), inside[len(destination) + 1 :])
-    return inside, None
 
 
 def delete_effect(settings: RegistrySettings, want_enabled: bool) -> str | None:
@@ -86,8 +73,7 @@ def validate_in_container(
         ).stdout.strip()
         if state == "true":
             return None
-        logs = ctx.session.run(engine.argv("logs", name), sudo=True, check=False)
-        return " | ".join((logs.stdout + logs.stderr).strip().splitlines()[-4:]) or "it exited"
+        return container.logs_tail(ctx, engine, name)
     finally:
         ctx.session.run(engine.argv("rm", "-f", name), sudo=True, check=False)
         ctx.session.run(["rm", "-rf", work], sudo=True, check=False)
@@ -100,24 +86,13 @@ def patch(
     try_container: bool,
 ) -> None:
     """Patch the registry's config.yml on ``ctx.host`` with ``assignments``."""
-    facts = (
-        Probe()
-        .command("engine", container.engine_snippet(settings.engine))
-        .command("container", container.inspect_snippet("container", settings.container))
-        .run(ctx.session)
+    running = container.locate(ctx, settings)
+    engine, image, inside, host_path = (
+        running.engine,
+        running.image,
+        running.inside,
+        running.host_path,
     )
-    info = container.parse_inspect(facts, "container")
-    if info is None:
-        raise HostError(ctx.host.name, f"no container {settings.container}: deploy it first")
-    engine = Engine(facts.out("engine").text.strip().splitlines()[0])
-    image = str((info.get("Config") or {}).get("Image") or settings.image)
-    inside, host_path = config_source(info, image)
-    if host_path is None:
-        raise HostError(
-            ctx.host.name,
-            f"{settings.container} reads {inside}, which is not mounted from the host; redeploy "
-            "it with `inv deploy-registry` so its configuration lives in a host file",
-        )
     current = Probe().file(host_path).run(ctx.session).file(host_path)
     if not current.exists:
         raise HostError(ctx.host.name, f"{host_path} (mounted at {inside}) does not exist")
@@ -165,10 +140,7 @@ def _restart_checked(
     if problem is None:
         ctx.report.add("restart", "changed", f"{settings.container} healthy with {keys}")
         return
-    logs = ctx.session.run(
-        engine.argv("logs", "--tail", "10", settings.container), sudo=True, check=False
-    )
-    said = " | ".join((logs.stdout + logs.stderr).strip().splitlines()[-4:]) or "nothing"
+    said = container.logs_tail(ctx, engine, settings.container)
     ctx.report.add("restart", "failed", f"after {keys}: {problem}; the registry logged: {said}")
     restore(ctx, backup)
     ctx.session.run(engine.argv("restart", settings.container), sudo=True, check=False)

@@ -9,8 +9,10 @@ to what ``inv --help TASK`` shows, and hands the task a :class:`Fleet` built fro
 from __future__ import annotations
 
 import functools
+import getpass
 import inspect
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,8 +28,8 @@ from .inventory import Host, Inventory
 from .output import emit, setup_logging
 from .results import HostReport
 from .runner import HostFn, RunOptions, run_hosts
-from .secrets import redact
-from .ssh import Connector, SSHOptions
+from .secrets import redact, register
+from .ssh import SUDO_PASSWORD_ENV, Connector, SSHOptions
 
 log = logging.getLogger("regtk")
 
@@ -47,6 +49,7 @@ COMMON: list[tuple[str, Any, str]] = [
     ("command_timeout", 120.0, "seconds a remote command may take"),
     ("accept_new_host_keys", False, "accept and save host keys never seen before (logged)"),
     ("ssh_config", "", "read this ssh_config file instead of ~/.ssh/config"),
+    ("ask_sudo_password", False, f"prompt for the sudo password (else ${SUDO_PASSWORD_ENV})"),
 ]
 CHANGING: list[tuple[str, Any, str]] = [
     ("check", False, "show what would change, with diffs, and change nothing"),
@@ -122,6 +125,9 @@ def fleet_task(
         def wrapper(c: Context, *args: Any, **kwargs: Any) -> Any:
             values = {name: kwargs.pop(name, default) for name, default, _ in common}
             setup_logging(int(values["verbose"]))
+            if values["ask_sudo_password"]:
+                password = getpass.getpass("sudo password: ")
+                os.environ[SUDO_PASSWORD_ENV] = register(password)
             try:
                 inv = inventory_mod.load(values["inventory"])
                 hosts = inv.select(values["hosts"] or None, values["group"] or None, default_group)

@@ -134,8 +134,8 @@ class Session:
     def sudo_password(self) -> str | None:
         if not self._sudo_password_read:
             self._sudo_password = secrets.read_secret(
-                self.host.sudo_password_env or SUDO_PASSWORD_ENV, self.host.sudo_password_file
-            )
+                self.host.sudo_password_env, self.host.sudo_password_file
+            ) or secrets.read_secret(SUDO_PASSWORD_ENV)
             self._sudo_password_read = True
         return self._sudo_password
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,25 @@ def test_every_task_is_listed_and_every_flag_documented() -> None:
         options = [ln for ln in helptext.splitlines() if ln.strip().startswith("-")]
         for line in options:
             assert len(line.split(None, 2)) >= 2, f"{task}: undocumented flag {line!r}"
+
+
+def test_the_sudo_password_can_be_typed_at_a_prompt(tmp_path: Path) -> None:
+    password = paths.DEPLOY_PASSWORD.read_text().strip()
+    inventory = lab_inventory(
+        tmp_path,
+        **{f"sudo_password_file: {REPO}/.lab/secrets/deploy-sudo-password": "port: 2222"},
+    )
+    command = (
+        f"{REPO}/.venv/bin/inv run -i {inventory} -H node2 --sudo --ask-sudo-password 'id -un'"
+    )
+    typed = subprocess.run(
+        ["script", "-qec", command, "/dev/null"],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert typed.returncode == 0, typed.stdout + typed.stderr
+    assert "[node2] root" in typed.stdout
+    assert password not in typed.stdout + typed.stderr

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..core.errors import HostError
-from ..core.probe import Output, Probe, RemoteFile
+from ..core.probe import Facts, Output, Probe, RemoteFile
 from ..core.steps import HostContext
 from ..runtimes.containerd import CONFIG_PATH
 from ..runtimes.docker import DAEMON_JSON, docker_ca_path
@@ -39,25 +40,39 @@ _ARCH = {
 
 
 @dataclass
-class NodeFacts:
-    """One node as read by :func:`gather`."""
+class RuntimeFacts:
+    """A host's container runtimes and their files, as read by :func:`gather_runtime`."""
 
     arch: str
     containerd: Version | None
     docker: Version | None
     tools: frozenset[str]
-    kubelet: Version
-    kubelet_unit: str
     docker_unit: str
     active: dict[str, str]
-    kubelet_pid: int
-    kubelet_cmdline: str
     files: dict[str, RemoteFile]
     images: str
 
     def text(self, path: str) -> str | None:
         found = self.files.get(path)
         return found.text if found is not None and found.exists else None
+
+    @property
+    def runtime(self) -> str:
+        """The engine that pulls on this host: Docker when it runs, else containerd if it runs."""
+        for engine in ("docker", "containerd"):
+            if self.active.get(engine) == "active":
+                return engine
+        return ""
+
+
+@dataclass
+class NodeFacts(RuntimeFacts):
+    """A Kubernetes node as read by :func:`gather`: the runtimes and the kubelet."""
+
+    kubelet: Version
+    kubelet_unit: str
+    kubelet_pid: int
+    kubelet_cmdline: str
 
     @property
     def runtime(self) -> str:
@@ -84,23 +99,15 @@ def registry_paths(endpoint: str) -> tuple[str, ...]:
     )
 
 
-def gather(ctx: HostContext, endpoint: str) -> NodeFacts:
-    """Read everything prepare-nodes and nodes.report need from ``ctx.host``."""
-    probe = (
+def _runtime_probe(endpoint: str) -> Probe:
+    return (
         Probe()
         .command("arch", ["uname", "-m"])
         .command("containerd", ["containerd", "--version"])
         .command("docker", ["dockerd", "--version"])
         .command("tools", "for t in crictl ctr cri-dockerd crio docker; do command -v $t; done")
-        .command("kubelet", ["kubelet", "--version"])
-        .command("kubelet_unit", ["systemctl", "cat", "kubelet"])
         .command("docker_unit", ["systemctl", "cat", "docker"])
         .command("active", ["systemctl", "is-active", "containerd", "docker", "kubelet"])
-        .command(
-            "kubelet_cmdline",
-            'p=$(systemctl show -p MainPID --value kubelet); echo "$p"; '
-            '[ "$p" -gt 0 ] 2>/dev/null && tr "\\0" " " < /proc/$p/cmdline',
-        )
         .command(
             "images",
             "if command -v ctr >/dev/null; then ctr -n k8s.io images ls; fi; "
@@ -108,7 +115,43 @@ def gather(ctx: HostContext, endpoint: str) -> NodeFacts:
             "docker images --digests --format '{{.Repository}}:{{.Tag}} {{.Digest}}'; fi",
         )
         .file(CONFIG_PATH, DAEMON_JSON, DOCKER_CLIENT_CONFIG, *registry_paths(endpoint))
-        .file(*KUBELET_ENV_FILES, *DOCKER_ENV_FILES)
+        .file(*DOCKER_ENV_FILES)
+    )
+
+
+def _runtime_fields(facts: Facts) -> dict[str, Any]:
+    arch = facts.out("arch").text.strip()
+    return {
+        "arch": _ARCH.get(arch, arch),
+        "containerd": _version(facts.out("containerd"), parse_containerd_version),
+        "docker": _version(facts.out("docker"), parse_docker_version),
+        "tools": frozenset(p.rsplit("/", 1)[-1] for p in facts.out("tools").text.split()),
+        "docker_unit": facts.out("docker_unit").text if facts.out("docker_unit").ok else "",
+        "active": dict(
+            zip(("containerd", "docker", "kubelet"), facts.out("active").text.split(), strict=False)
+        ),
+        "files": dict(facts.files),
+        "images": facts.out("images").text,
+    }
+
+
+def gather_runtime(ctx: HostContext, endpoint: str) -> RuntimeFacts:
+    """Read a host's runtimes and their files (a build host or workstation: no kubelet)."""
+    return RuntimeFacts(**_runtime_fields(_runtime_probe(endpoint).run(ctx.session)))
+
+
+def gather(ctx: HostContext, endpoint: str) -> NodeFacts:
+    """Read everything prepare-nodes and nodes.report need from ``ctx.host``."""
+    probe = (
+        _runtime_probe(endpoint)
+        .command("kubelet", ["kubelet", "--version"])
+        .command("kubelet_unit", ["systemctl", "cat", "kubelet"])
+        .command(
+            "kubelet_cmdline",
+            'p=$(systemctl show -p MainPID --value kubelet); echo "$p"; '
+            '[ "$p" -gt 0 ] 2>/dev/null && tr "\\0" " " < /proc/$p/cmdline',
+        )
+        .file(*KUBELET_ENV_FILES)
     )
     facts = probe.run(ctx.session)
     kubelet = facts.out("kubelet")
@@ -117,29 +160,21 @@ def gather(ctx: HostContext, endpoint: str) -> NodeFacts:
     unit = facts.out("kubelet_unit")
     if not unit.ok:
         raise HostError(ctx.host.name, f"systemd has no kubelet unit: {unit.text}")
+    fields = _runtime_fields(facts)
     extra = [
         ref.path
         for ref in parse_service(unit.text, "kubelet").environment_files
         if ref.path not in facts.files
     ]
-    files = dict(facts.files)
     if extra:
-        files.update(Probe().file(*extra).run(ctx.session).files)
-    states = facts.out("active").text.split()
+        fields["files"].update(Probe().file(*extra).run(ctx.session).files)
     pid_line, _, cmdline = facts.out("kubelet_cmdline").text.partition("\n")
     return NodeFacts(
-        arch=_ARCH.get(facts.out("arch").text.strip(), facts.out("arch").text.strip()),
-        containerd=_version(facts.out("containerd"), parse_containerd_version),
-        docker=_version(facts.out("docker"), parse_docker_version),
-        tools=frozenset(p.rsplit("/", 1)[-1] for p in facts.out("tools").text.split()),
+        **fields,
         kubelet=parse_kubelet_version(kubelet.text),
         kubelet_unit=unit.text,
-        docker_unit=facts.out("docker_unit").text if facts.out("docker_unit").ok else "",
-        active=dict(zip(("containerd", "docker", "kubelet"), states, strict=False)),
-        kubelet_pid=int(pid_line.strip() or 0) if pid_line.strip().isdigit() else 0,
+        kubelet_pid=int(pid_line.strip()) if pid_line.strip().isdigit() else 0,
         kubelet_cmdline=cmdline,
-        files=files,
-        images=facts.out("images").text,
     )
 
 
@@ -149,7 +184,7 @@ def _version(output: Output, parse: Callable[[str], Version]) -> Version | None:
     return parse(output.text)
 
 
-def image_digests(facts: NodeFacts) -> dict[str, str]:
+def image_digests(facts: RuntimeFacts) -> dict[str, str]:
     """Image name -> manifest digest, from ``ctr images ls`` and ``docker images --digests``."""
     found: dict[str, str] = {}
     for line in facts.images.splitlines():
@@ -161,7 +196,7 @@ def image_digests(facts: NodeFacts) -> dict[str, str]:
     return found
 
 
-def image_names(facts: NodeFacts) -> set[str]:
+def image_names(facts: RuntimeFacts) -> set[str]:
     """Every image name the node's runtimes hold."""
     names = set()
     for line in facts.images.splitlines():
@@ -171,7 +206,7 @@ def image_names(facts: NodeFacts) -> set[str]:
     return names
 
 
-def pinned_images(facts: NodeFacts) -> set[str]:
+def pinned_images(facts: RuntimeFacts) -> set[str]:
     """Images that carry containerd's ``io.cri-containerd.pinned=pinned`` label."""
     return {
         line.split()[0]

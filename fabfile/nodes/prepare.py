@@ -30,6 +30,7 @@ from .facts import (
     DOCKER_CLIENT_CONFIG,
     DOCKER_ENV_FILES,
     NodeFacts,
+    RuntimeFacts,
     gather,
     image_digests,
     image_names,
@@ -68,17 +69,17 @@ def _note(ctx: HostContext, findings: list[Finding]) -> None:
 
 
 def runtime_plan(
-    ctx: HostContext, facts: NodeFacts, settings: RegistrySettings, pause: PauseImage
+    ctx: HostContext, facts: RuntimeFacts, settings: RegistrySettings, sandbox: str | None
 ) -> RuntimePlan:
     """What the node's runtime files should say."""
     endpoint = settings.endpoint
     ca = settings.ca_file.read_bytes() if settings.ca_file else None
+    if not facts.runtime:
+        raise HostError(ctx.host.name, "neither Docker nor containerd runs on this host")
     if facts.runtime == "containerd":
         if facts.containerd is None:
-            raise HostError(
-                ctx.host.name, "the kubelet uses containerd but containerd is not installed"
-            )
-        edit = containerd.update_config(facts.text(CONFIG_PATH), facts.containerd, pause.private)
+            raise HostError(ctx.host.name, "the kubelet uses containerd, which is not installed")
+        edit = containerd.update_config(facts.text(CONFIG_PATH), facts.containerd, sandbox)
         _note(ctx, edit.findings)
         plan = RuntimePlan("containerd")
         plan.config_files.append(
@@ -128,7 +129,7 @@ def runtime_plan(
     )
 
 
-def _docker_auth(facts: NodeFacts, endpoint: str, credentials: tuple[str, str]) -> FileSpec:
+def _docker_auth(facts: RuntimeFacts, endpoint: str, credentials: tuple[str, str]) -> FileSpec:
     """Merge the registry's credentials into root's Docker client config."""
     current = json.loads(facts.text(DOCKER_CLIENT_CONFIG) or "{}")
     token = base64.b64encode(":".join(credentials).encode()).decode()
@@ -138,14 +139,15 @@ def _docker_auth(facts: NodeFacts, endpoint: str, credentials: tuple[str, str]) 
 
 
 def verify_runtime(
-    ctx: HostContext, facts: NodeFacts, settings: RegistrySettings, pause: PauseImage
+    ctx: HostContext, facts: RuntimeFacts, settings: RegistrySettings, sandbox: str | None
 ) -> str | None:
     """The runtime runs with the settings asked for; None when it does, else what is wrong."""
     if facts.runtime == "containerd":
         dump = ctx.run(["containerd", "config", "dump"], check=False)
         if not dump.ok:
             return f"`containerd config dump` failed: {dump.stderr.strip()}"
-        missing = [v for v in (pause.private, containerd.CERTS_D) if f'"{v}"' not in dump.stdout]
+        wanted = [v for v in (sandbox, containerd.CERTS_D) if v is not None]
+        missing = [v for v in wanted if f'"{v}"' not in dump.stdout]
         return f"containerd's effective config lacks {', '.join(missing)}" if missing else None
     info = ctx.run(
         ["docker", "info", "--format", "{{json .RegistryConfig.IndexConfigs}}"], check=False
@@ -272,7 +274,7 @@ def prepare(
             f"{', '.join(pause.platforms)}): mirror the whole index",
         )
     ctx.report.data.update(runtime=facts.runtime, kubelet=str(facts.kubelet), sandbox=pause.private)
-    plan = runtime_plan(ctx, facts, settings, pause)
+    plan = runtime_plan(ctx, facts, settings, pause.private)
     ensure_files(ctx, plan.live_files, facts.files, "trust")
     backup: Backup = ensure_files(ctx, plan.config_files, facts.files, f"{plan.service} config")
     config_changed = any(facts.files[s.path].content != s.content for s in plan.config_files)
@@ -282,7 +284,7 @@ def prepare(
             plan.service,
             backup,
             f"{plan.service} config changed",
-            lambda: verify_runtime(ctx, facts, settings, pause),
+            lambda: verify_runtime(ctx, facts, settings, pause.private),
             action=plan.action,
         )
         if not ok:

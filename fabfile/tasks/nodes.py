@@ -12,8 +12,8 @@ from ..core.steps import HostContext, ensure_files, restart_and_verify
 from ..deploy.settings import RegistrySettings, registry_settings
 from ..mirror.plan import pairs_for, pause_reference, private_endpoint
 from ..mirror.run import mirror, summary
-from ..nodes.facts import gather
-from ..nodes.prepare import PauseImage, prepare, runtime_plan
+from ..nodes.facts import gather_runtime
+from ..nodes.prepare import PauseImage, prepare, runtime_plan, verify_runtime
 from ..nodes.report import node_report, report_table
 from ..registry.client import RegistryClient
 from ..registry.errors import RegistryError
@@ -73,22 +73,29 @@ def prepare_nodes(c: Context, skip_mirror: bool = False, *, fleet: Fleet) -> Non
 def trust_registry(c: Context, *, fleet: Fleet) -> None:
     """Make Docker or containerd on the chosen hosts trust the private registry (-g/-H).
 
-    For machines that only push or pull (build hosts, workstations): writes containerd's
-    certs.d hosts.toml or merges Docker's daemon.json / CA, and reloads Docker when needed.
+    For machines that only push or pull (build hosts, workstations): containerd gets its
+    certs.d hosts.toml and config_path (restarted only when config.toml changed); Docker gets
+    daemon.json merged (reloaded) or the CA under certs.d. The kubelet is not touched.
     """
     if not fleet.hosts:
         raise Exit("choose hosts with -g GROUP or -H host1,host2", 2)
     settings = registry_settings(fleet.inventory)
-    blank = PauseImage("", "", "", ())
 
     def one(ctx: HostContext) -> None:
-        facts = gather(ctx, settings.endpoint)
-        plan = runtime_plan(ctx, facts, settings, blank)
+        facts = gather_runtime(ctx, settings.endpoint)
+        plan = runtime_plan(ctx, facts, settings, None)
         ensure_files(ctx, plan.live_files, facts.files, "trust")
-        if plan.service == "docker":
-            backup = ensure_files(ctx, plan.config_files, facts.files, "docker config")
-            if backup or (ctx.check and plan.config_files):
-                restart_and_verify(ctx, "docker", backup, "daemon.json changed", action=plan.action)
+        changed = any(facts.files[s.path].content != s.content for s in plan.config_files)
+        backup = ensure_files(ctx, plan.config_files, facts.files, f"{plan.service} config")
+        if changed:
+            restart_and_verify(
+                ctx,
+                plan.service,
+                backup,
+                "its config changed",
+                lambda: verify_runtime(ctx, facts, settings, None),
+                action=plan.action,
+            )
 
     finish(fleet.run(one, "trust-registry"))
 

@@ -126,3 +126,17 @@ def test_a_broken_runtime_config_is_rolled_back_and_the_others_finish(first_run:
     on("node1", "sed -i '/^oom_score = \"not a number\"/d' /etc/containerd/config.toml")
     on("node1", "systemctl restart containerd")
     inv("prepare-nodes", "-H", "node1")
+
+
+def test_trust_registry_alone_on_a_build_host(first_run: dict) -> None:
+    results = by_host(inv_json("trust-registry", "-H", "registry1,node1"))
+    assert results["node1"]["status"] == "unchanged", results["node1"]
+    assert results["registry1"]["status"] in ("changed", "unchanged")
+    assert REGISTRY in on(
+        "registry1", "docker info --format '{{json .RegistryConfig.IndexConfigs}}'"
+    )
+    again = by_host(inv_json("trust-registry", "-H", "registry1,node1"))
+    assert all(h["status"] == "unchanged" for h in again.values()), again
+    assert by_host(inv_json("trust-registry", "-H", "gw1", ok=False))["gw1"]["error"].startswith(
+        "neither Docker nor containerd runs"
+    )

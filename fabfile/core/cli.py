@@ -126,7 +126,10 @@ def fleet_task(
             values = {name: kwargs.pop(name, default) for name, default, _ in common}
             setup_logging(int(values["verbose"]))
             if values["ask_sudo_password"]:
-                password = getpass.getpass("sudo password: ")
+                try:
+                    password = getpass.getpass("sudo password: ")
+                except EOFError:
+                    raise Exit("no sudo password was typed", 2) from None
                 os.environ[SUDO_PASSWORD_ENV] = register(password)
             try:
                 inv = inventory_mod.load(values["inventory"])

@@ -16,6 +16,7 @@ IdentityFile, ProxyJump); this module adds what a fleet run needs on top of it:
 from __future__ import annotations
 
 import logging
+import math
 import secrets as pysecrets
 import select
 import shlex
@@ -154,13 +155,18 @@ class Session:
         unique to this call; the password is sent only when that prompt appears, then ``stdin``.
         """
         text = command if isinstance(command, str) else shlex.join(command)
-        deadline = time.monotonic() + (timeout or self.options.command_timeout)
+        limit = max(1, math.ceil(timeout or self.options.command_timeout))
+        started = time.monotonic()
+        # The host stops the command itself at the limit (and kills it 5 s later), so a command
+        # that outlives its deadline does not go on running after this side gave up on it.
+        bounded = f"exec timeout -k 5 {limit} sh -c {shlex.quote(text)}"
+        deadline = started + limit + 8
         use_sudo = sudo and not self.is_root
         marker = pysecrets.token_hex(8)
         prompt = f"[regtk sudo {marker}] password:"
-        remote = text
+        remote = bounded
         if use_sudo:
-            inner = f"echo {marker}-ok >&2; {text}"
+            inner = f"echo {marker}-ok >&2; {bounded}"
             remote = shlex.join(["sudo", "-S", "-p", prompt, "--", "sh", "-c", inner])
         log.debug("[%s] run: %s", self.host.name, secrets.redact(text))
         with self._counters.lock:
@@ -178,6 +184,11 @@ class Session:
             code = channel.recv_exit_status()
         finally:
             channel.close()
+        if code in (124, 137) and time.monotonic() - started >= limit - 0.5:
+            raise CommandTimeout(
+                self.host.name,
+                f"`{secrets.redact(text)}` did not finish in {limit}s; it was stopped",
+            )
         result = Result(
             self.host.name,
             text,

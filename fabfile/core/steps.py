@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from .errors import StepError
+from .errors import HostError, StepError
 from .inventory import Host
 from .probe import RemoteFile
 from .results import HostReport
@@ -266,8 +266,14 @@ def restart_and_verify(
     if ctx.check:
         ctx.report.add(step, "changed", f"would {action}: {reason}")
         return True
-    ctx.session.run(["systemctl", action, service], sudo=True, check=False)
-    problem = wait_running(ctx.session, service)
+    if action == "reload" and service_state(ctx.session, service).active != "active":
+        action, step = "restart", f"restart {service}"
+    problem: str | None
+    try:
+        ctx.session.run(["systemctl", action, service], sudo=True, check=False)
+        problem = wait_running(ctx.session, service)
+    except HostError as exc:
+        problem = exc.detail
     if problem is None and verify is not None:
         problem = verify()
     if problem is None:

@@ -63,9 +63,13 @@ class RuntimePlan:
 
 
 def _note(ctx: HostContext, findings: list[Finding]) -> None:
+    """Warnings go to the report; an error-level finding stops this host before any change."""
+    errors = [f for f in findings if f.severity is Severity.ERROR]
+    if errors:
+        raise HostError(ctx.host.name, str(errors[0]).removeprefix("error: "))
     for finding in findings:
-        if finding.severity is not Severity.INFO:
-            ctx.report.warn(str(finding))
+        if finding.severity is Severity.WARNING:
+            ctx.report.warn(str(finding).removeprefix("warning: "))
 
 
 def runtime_plan(
@@ -83,7 +87,12 @@ def runtime_plan(
         _note(ctx, edit.findings)
         plan = RuntimePlan("containerd")
         plan.config_files.append(
-            FileSpec(CONFIG_PATH, edit.text.encode(), reason="; ".join(edit.changes))
+            FileSpec(
+                CONFIG_PATH,
+                edit.text.encode(),
+                validate="containerd --config {path} config dump >/dev/null",
+                reason="; ".join(edit.changes),
+            )
         )
         authorization = None
         if settings.credentials:

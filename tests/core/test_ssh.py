@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 import time
 from pathlib import Path
 
@@ -47,9 +48,12 @@ def test_stdin_is_passed_through(connector: Connector) -> None:
 def test_a_command_that_hangs_is_stopped_at_its_timeout(connector: Connector) -> None:
     session = connector.session(connector.inventory.hosts["box"])
     start = time.monotonic()
-    with pytest.raises(CommandTimeout, match="did not finish in time"):
-        session.run(["sleep", "30"], timeout=0.5)
+    with pytest.raises(CommandTimeout, match="did not finish in 1s"):
+        session.run(["sleep", "31.5"], timeout=0.5)
     assert time.monotonic() - start < 5
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", "sleep 31.5"], capture_output=True, check=False)
+    assert left.returncode == 1, "the remote command must be stopped too"
 
 
 def test_one_connection_serves_every_command(connector: Connector) -> None:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import subprocess
+import os
+import pty
+import select
+import time
 from pathlib import Path
 
 import pytest
 
 from fabfile.lab import paths
 
-from .helpers import REPO, by_host, inv, inv_json, lab_inventory
+from .helpers import REPO, by_host, inv, inv_json, lab_inventory, on
 
 pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(autouse=True, scope="module")
+def deployed(lab: object) -> None:
+    inv("deploy-registry", "--skip-node-check")
 
 
 def test_a_down_host_a_changed_key_and_a_wrong_sudo_password_each_fail_alone(tmp_path):
@@ -63,7 +71,8 @@ def test_secrets_never_reach_any_output(tmp_path: Path) -> None:
 
 def test_a_command_that_waits_forever_is_stopped_at_the_timeout() -> None:
     result = inv_json("run", "-H", "node1", "--command-timeout", "2", "sleep 60", ok=False)
-    assert "did not finish in time" in by_host(result)["node1"]["error"]
+    assert "did not finish in 2s" in by_host(result)["node1"]["error"]
+    assert on("node1", "pgrep -f 'sleep [6]0' || true").strip() == ""
 
 
 def test_every_task_is_listed_and_every_flag_documented() -> None:
@@ -102,17 +111,31 @@ def test_the_sudo_password_can_be_typed_at_a_prompt(tmp_path: Path) -> None:
         tmp_path,
         **{f"sudo_password_file: {REPO}/.lab/secrets/deploy-sudo-password": "port: 2222"},
     )
-    command = (
-        f"{REPO}/.venv/bin/inv run -i {inventory} -H node2 --sudo --ask-sudo-password 'id -un'"
-    )
-    typed = subprocess.run(
-        ["script", "-qec", command, "/dev/null"],
-        input=password + "\n",
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert typed.returncode == 0, typed.stdout + typed.stderr
-    assert "[node2] root" in typed.stdout
-    assert password not in typed.stdout + typed.stderr
+    argv = [f"{REPO}/.venv/bin/inv", "run", "-i", str(inventory), "-H", "node2", "--sudo"]
+    argv += ["--ask-sudo-password", "id -un"]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(REPO)
+        os.execv(argv[0], argv)
+    seen = b""
+    typed = False
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not typed and b"sudo password:" in seen:
+            os.write(fd, password.encode() + b"\n")
+            typed = True
+    _, status = os.waitpid(pid, 0)
+    text = seen.decode("utf-8", "replace")
+    assert typed and os.waitstatus_to_exitcode(status) == 0, text
+    assert "[node2] root" in text
+    assert password not in text

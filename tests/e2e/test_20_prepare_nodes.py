@@ -110,22 +110,41 @@ def test_check_mode_changes_nothing_on_a_drifted_node(first_run: dict) -> None:
     inv("prepare-nodes", "-H", "node1")
 
 
-def test_a_broken_runtime_config_is_rolled_back_and_the_others_finish(first_run: dict) -> None:
-    # A root key of the wrong type: containerd refuses the whole file and will not start.
+def test_a_config_containerd_cannot_read_is_refused_before_anything_changes(first_run) -> None:
     on("node1", "sed -i '1a oom_score = \"not a number\"' /etc/containerd/config.toml")
     on("node1", "sed -i 's|/pause:3.9\"|/pause:3.8\"|' /etc/containerd/config.toml")
     damaged = on("node1", "sha256sum /etc/containerd/config.toml")
-    results = by_host(inv_json("prepare-nodes", ok=False))
-    assert results["node1"]["status"] == "failed"
-    steps = {s["step"]: s for s in results["node1"]["steps"]}
-    assert steps["restart containerd"]["status"] == "failed"
-    assert "restore" in steps
-    assert on("node1", "sha256sum /etc/containerd/config.toml") == damaged
-    for node in ("node2", "node3", "node4"):
-        assert results[node]["status"] == "unchanged"
-    on("node1", "sed -i '/^oom_score = \"not a number\"/d' /etc/containerd/config.toml")
-    on("node1", "systemctl restart containerd")
-    inv("prepare-nodes", "-H", "node1")
+    pid = on("node1", "systemctl show -p MainPID --value containerd")
+    try:
+        results = by_host(inv_json("prepare-nodes", "--skip-mirror", ok=False))
+        assert "validation of /etc/containerd/config.toml failed" in results["node1"]["error"]
+        assert on("node1", "sha256sum /etc/containerd/config.toml") == damaged
+        assert on("node1", "systemctl show -p MainPID --value containerd") == pid
+        for node in ("node2", "node3", "node4"):
+            assert results[node]["status"] == "unchanged"
+    finally:
+        on("node1", "sed -i '/^oom_score = \"not a number\"/d' /etc/containerd/config.toml")
+        inv("prepare-nodes", "-H", "node1", "--skip-mirror")
+
+
+def test_a_runtime_that_will_not_start_is_rolled_back_and_the_others_finish(first_run) -> None:
+    broken = '[grpc]\n  address = "/proc/regtk-cannot-create/containerd.sock"\n'
+    on("node1", f"printf '{broken}' >> /etc/containerd/config.toml")
+    on("node1", "sed -i 's|/pause:3.9\"|/pause:3.8\"|' /etc/containerd/config.toml")
+    damaged = on("node1", "sha256sum /etc/containerd/config.toml")
+    try:
+        results = by_host(inv_json("prepare-nodes", "--skip-mirror", ok=False))
+        assert results["node1"]["status"] == "failed"
+        steps = {s["step"]: s for s in results["node1"]["steps"]}
+        assert steps["restart containerd"]["status"] == "failed"
+        assert "restore" in steps
+        assert on("node1", "sha256sum /etc/containerd/config.toml") == damaged
+        for node in ("node2", "node3", "node4"):
+            assert results[node]["status"] == "unchanged"
+    finally:
+        on("node1", "sed -i '/^\\[grpc\\]/,$d' /etc/containerd/config.toml")
+        on("node1", "systemctl restart containerd")
+        inv("prepare-nodes", "-H", "node1", "--skip-mirror")
 
 
 def test_trust_registry_alone_on_a_build_host(first_run: dict) -> None:

@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, field
 
 from ..core.errors import HostError
+from ..core.probe import Probe
 from ..core.steps import Backup, FileSpec, HostContext, ensure_files, restart_and_verify
 from ..deploy.settings import RegistrySettings
 from ..runtimes import containerd, docker, hosts
@@ -244,7 +245,10 @@ def kubelet_step(ctx: HostContext, facts: NodeFacts, pause: PauseImage) -> bool:
         FileSpec(path, text.encode(), reason="; ".join(plan.changes))
         for path, text in plan.files.items()
     ]
-    current = {s.path: facts.files[s.path] for s in specs}
+    unread = [s.path for s in specs if s.path not in facts.files]
+    current = dict(facts.files)
+    if unread:
+        current.update(Probe().file(*unread).run(ctx.session).files)
     backup = ensure_files(ctx, specs, current, "kubelet flags")
     if plan.daemon_reload_needed and not ctx.check:
         ctx.session.run(["systemctl", "daemon-reload"], sudo=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from fabfile.core.errors import ToolkitError
+
 DOCKER_HUB = "docker.io"
 _HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 
@@ -20,7 +22,7 @@ _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _REGISTRY = re.compile(r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$")
 
 
-class InvalidReference(ValueError):
+class InvalidReference(ToolkitError, ValueError):
     """A string that is not a valid image reference; the message says which part is wrong."""
 
 

@@ -11,6 +11,7 @@ from ..core.cli import Fleet, finish, fleet_task
 from ..core.errors import ToolkitError
 from ..core.output import console
 from ..core.probe import Probe
+from ..core.secrets import redact
 from ..core.steps import FileSpec, HostContext, ensure_files
 
 PUT_LIMIT = 16 * 1024 * 1024
@@ -37,7 +38,7 @@ def run(
         result = ctx.session.run(command, sudo=sudo, timeout=timeout or None, check=False)
         codes[ctx.host.name] = result.exit_code
         for line in (result.stdout + result.stderr).splitlines():
-            print(f"[{ctx.host.name}] {line}", flush=True)
+            print(redact(f"[{ctx.host.name}] {line}"), flush=True)
         if result.exit_code == 0:
             ctx.report.add("run", "changed", "exit 0")
         else:
@@ -99,7 +100,7 @@ def put(
         "local": "a local directory: each host's copy lands in LOCAL/<host>/<file name>",
     },
 )
-def get(c: Context, remote: str, local: str = ".", *, fleet: Fleet) -> None:
+def get(c: Context, remote: str, local: str, *, fleet: Fleet) -> None:
     """Fetch REMOTE from every chosen host into LOCAL/<host>/."""
 
     def one(ctx: HostContext) -> None:

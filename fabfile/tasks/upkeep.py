@@ -22,6 +22,7 @@ from ..deploy.settings import registry_settings
 from ..mirror.run import target_client
 from ..registry import upkeep
 from ..registry.client import RegistryClient
+from ..registry.reference import parse_reference
 
 TUNNEL_HELP = "reach the registry through SSH to the registry host"
 
@@ -41,14 +42,13 @@ def registry_client(fleet: Fleet, tunnel: bool) -> Iterator[RegistryClient]:
 
 
 def _split(reference: str) -> tuple[str, str]:
-    """``repo:tag`` or ``repo@sha256:...`` into (repository, tag or digest)."""
-    if "@" in reference:
-        repository, _, digest = reference.partition("@")
-        return repository, digest
-    repository, sep, tag = reference.rpartition(":")
-    if not sep or "/" in tag:
-        return reference, "latest"
-    return repository, tag
+    """``repo:tag`` or ``repo@sha256:...`` into (repository, tag or digest), checked.
+
+    A name the distribution spec does not allow (``..``, upper case, a bad tag) is refused here,
+    so no request path can step outside the repository named.
+    """
+    parsed = parse_reference(f"registry.invalid/{reference}")
+    return parsed.repository, parsed.reference
 
 
 def _print(
@@ -78,6 +78,7 @@ def catalog(c: Context, tunnel: bool = False, *, fleet: Fleet) -> None:
 )
 def tags(c: Context, repository: str, tunnel: bool = False, *, fleet: Fleet) -> None:
     """List the tags of REPOSITORY."""
+    repository = _split(repository)[0]
     with registry_client(fleet, tunnel) as client:
         found = client.tags(repository)
     _print(fleet, found, lines=found)

@@ -49,6 +49,8 @@ class PauseImage:
     upstream: str
     digest: str
     platforms: tuple[str, ...]
+    problem: str = ""
+    """Why the private copy cannot be used (empty when it can)."""
 
 
 @dataclass
@@ -278,8 +280,10 @@ def prepare(
     ctx: HostContext, settings: RegistrySettings, pauses: dict[str, PauseImage], pause_for: str
 ) -> None:
     """Everything prepare-nodes does on one node."""
-    facts = gather(ctx, settings.endpoint)
     pause = pauses[pause_for]
+    if pause.problem and not ctx.check:
+        raise HostError(ctx.host.name, f"{pause.problem}; this node was not touched")
+    facts = gather(ctx, settings.endpoint)
     if pause.platforms and f"linux/{facts.arch}" not in pause.platforms:
         raise HostError(
             ctx.host.name,

@@ -198,7 +198,7 @@ class _Copier:
         tag_or_digest = target.tag or wanted.digest
 
         present = self.target.head_manifest(target.repository, tag_or_digest)
-        if present and present.digest == wanted.digest:
+        if present and present.digest == wanted.digest and self._children_present(target, wanted):
             result.present = True
             result.target_digest = present.digest
             return
@@ -220,6 +220,14 @@ class _Copier:
         for child in children:
             self.target.put_manifest(target.repository, child.digest, child)
         result.target_digest = self.target.put_manifest(target.repository, tag_or_digest, wanted)
+
+    def _children_present(self, target: Reference, manifest: Manifest) -> bool:
+        """An index counts as present only with every platform manifest it lists (a GC with
+        --delete-untagged on 2.x can remove them and leave the index)."""
+        return all(
+            self.target.head_manifest(target.repository, child.digest) is not None
+            for child in manifest.children
+        )
 
     def _children(self, origin: ImageSource, repository: str, index: Manifest) -> list[Manifest]:
         """Every manifest below `index`, depth first, so nested indexes come after their own."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from invoke import Context
 from invoke.exceptions import Exit
 
 from ..core.cli import Fleet, finish, fleet_task
-from ..core.errors import ToolkitError
 from ..core.output import console
 from ..core.steps import HostContext, ensure_files, restart_and_verify
 from ..deploy.settings import RegistrySettings, registry_settings
@@ -18,6 +19,8 @@ from ..nodes.report import node_report, report_table
 from ..registry.client import RegistryClient
 from ..registry.errors import RegistryError
 
+log = logging.getLogger("regtk")
+
 
 def pause_images(
     fleet: Fleet, settings: RegistrySettings, copy: bool
@@ -26,22 +29,29 @@ def pause_images(
     inv = fleet.inventory
     wanted = {h.name: pause_reference(h, inv) for h in fleet.hosts}
     pairs = pairs_for(wanted.values(), settings)
+    failures: dict[str, str] = {}
     if copy:
         report = mirror(inv, settings, pairs)
         console(stderr=True).print(summary(report))
-        if not report.ok:
-            raise ToolkitError("mirroring the pause image failed; the nodes were not touched")
+        failures = {image.source: image.error for image in report.images if image.error}
     images: dict[str, PauseImage] = {}
     with RegistryClient(private_endpoint(settings)) as client:
         for source, target in pairs:
             try:
                 top = client.get_manifest(target.repository, target.reference)
-                digest, platforms = top.digest, tuple(top.platforms)
+                for child in top.children:
+                    client.get_manifest(target.repository, child.digest)
+                digest, platforms, problem = top.digest, tuple(top.platforms), ""
             except RegistryError as exc:
-                if not fleet.options.check:
-                    raise ToolkitError(f"{target} is not in the private registry: {exc}") from None
                 digest, platforms = "", ()
-            images[str(source)] = PauseImage(str(target), str(source), digest, platforms)
+                problem = f"{target} is not usable in the private registry ({exc})"
+                if str(source) in failures:
+                    problem += f"; mirroring it failed: {failures[str(source)]}"
+            if str(source) in failures and not problem:
+                log.warning(
+                    "using %s already in the private registry: %s", target, failures[str(source)]
+                )
+            images[str(source)] = PauseImage(str(target), str(source), digest, platforms, problem)
     return images, {name: str(ref) for name, ref in wanted.items()}
 
 

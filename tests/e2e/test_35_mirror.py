@@ -95,3 +95,13 @@ def test_copy_on_the_registry_host_with_docker_says_what_it_loses(upstream: dict
     info = inv("registry.inspect", "onhost/pause:3.9", "--json").stdout
     copied = json.loads(info[info.index("{") :])
     assert copied["platforms"] == [] and copied["digest"] != upstream["pause:3.9"]["digest"]
+
+
+def test_an_index_that_lost_a_platform_is_repaired_not_reported_present(upstream: dict) -> None:
+    mirror_json("--images", "registry.k8s.io/pause:3.9")
+    child = upstream["pause:3.9"]["platforms"]["linux/arm64"]["digest"]
+    inv("registry.delete", f"pause@{child}", "--yes", "--force")
+    results = mirror_json("--images", "registry.k8s.io/pause:3.9")
+    assert results[0]["present"] is False
+    assert results[0]["target_digest"] == upstream["pause:3.9"]["digest"]
+    assert mirror_json("--images", "registry.k8s.io/pause:3.9")[0]["present"] is True

@@ -294,21 +294,41 @@ class _Builder:
         return path if path.is_absolute() else (self.base / path)
 
 
+def _split_ansible(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Ansible variables as (connection settings, other variables).
+
+    ``ansible_host/port/user/ssh_private_key_file`` and the toolkit's own connection keys
+    become connection settings; Kubespray's ``kube_version`` becomes ``kubernetes_version``;
+    other ``ansible_*`` variables (passwords among them) are not carried over.
+    """
+    connection: dict[str, Any] = {}
+    variables: dict[str, Any] = {}
+    for key, value in (raw or {}).items():
+        name = str(key)
+        if name in ANSIBLE_CONNECTION:
+            connection[ANSIBLE_CONNECTION[name]] = value
+        elif name in CONNECTION_KEYS and name != "address":
+            connection[name] = value
+        elif name == "kube_version":
+            variables["kubernetes_version"] = str(value).lstrip("v")
+        elif not name.startswith("ansible_"):
+            variables[name] = _plain(value)
+    return connection, variables
+
+
 def _from_ansible(path: Path, data: CommentedMap) -> CommentedMap:
     """Map a Kubespray/Ansible YAML inventory onto the toolkit's own format."""
     root = data["all"] or {}
     out = CommentedMap()
     hosts: dict[str, dict[str, Any]] = {}
     groups: dict[str, list[str]] = {}
-    group_vars: dict[str, Any] = {}
+    group_settings: dict[str, dict[str, Any]] = {}
 
     def add_host(name: str, raw: Any) -> None:
         entry = hosts.setdefault(str(name), {"vars": {}})
-        for k, v in (raw or {}).items():
-            if k in ANSIBLE_CONNECTION:
-                entry[ANSIBLE_CONNECTION[k]] = v
-            elif not str(k).startswith("ansible_"):
-                entry["vars"][str(k)] = _plain(v)
+        connection, variables = _split_ansible(raw)
+        entry.update(connection)
+        entry["vars"].update(variables)
 
     def walk(name: str, raw: Any) -> list[str]:
         raw = raw or {}
@@ -326,7 +346,8 @@ def _from_ansible(path: Path, data: CommentedMap) -> CommentedMap:
             known.extend(m for m in members if m not in known)
             members = known
             if raw.get("vars"):
-                group_vars[name] = _plain(raw["vars"])
+                connection, variables = _split_ansible(raw["vars"])
+                group_settings[name] = {**connection, "vars": variables}
         return members
 
     walk("all", root)
@@ -341,10 +362,10 @@ def _from_ansible(path: Path, data: CommentedMap) -> CommentedMap:
             entry["address"] = hname
         if not entry["vars"]:
             del entry["vars"]
-    out["vars"] = _plain(root.get("vars") or {})
-    out["groups"] = {
-        g: ({"hosts": m, "vars": group_vars[g]} if g in group_vars else {"hosts": m})
-        for g, m in groups.items()
-    }
+    defaults, variables = _split_ansible(root.get("vars"))
+    if defaults:
+        out["defaults"] = defaults
+    out["vars"] = variables
+    out["groups"] = {g: {"hosts": m, **group_settings.get(g, {})} for g, m in groups.items()}
     out["hosts"] = hosts
     return out

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import paramiko
+import paramiko.hostkeys
 from fabric import Config, Connection
 
 from . import secrets
@@ -323,11 +324,20 @@ class Connector:
 
     def _check_host_keys(self, conn: Connection, host: Host) -> None:
         client = conn.client
-        if host.known_hosts is not None:
-            if host.known_hosts.exists():
-                client.load_host_keys(str(host.known_hosts))
-        else:
-            client.load_system_host_keys()
+        known = host.known_hosts
+        if known is None and conn.ssh_config.get("userknownhostsfile"):
+            known = Path(str(conn.ssh_config["userknownhostsfile"]).split()[0]).expanduser()
+        try:
+            if known is not None:
+                if known.exists():
+                    client.load_host_keys(str(known))
+            else:
+                client.load_system_host_keys()
+        except (paramiko.SSHException, paramiko.hostkeys.InvalidHostKey, ValueError) as exc:
+            where = known or "~/.ssh/known_hosts"
+            raise ConnectError(
+                host.name, f"{where} has a line that cannot be read: {exc}"
+            ) from None
         if self.options.accept_new_host_keys:
             client.set_missing_host_key_policy(
                 _AcceptNewPolicy(host.known_hosts, self._known_hosts_lock)

@@ -190,6 +190,8 @@ def _users(inventory: Inventory, raw: Any) -> tuple[User, ...]:
         key = f"users[{i}]"
         if not isinstance(entry, Mapping) or not entry.get("name"):
             raise _fail(inventory, key, "expected {name, password_env | password_file}")
+        if any(c in str(entry["name"]) for c in ": \t\n"):
+            raise _fail(inventory, f"{key}.name", "a user name cannot hold ':' or white space")
         file = _path(inventory, entry["password_file"]) if entry.get("password_file") else None
         password = read_secret(entry.get("password_env"), file)
         if password is None:

@@ -284,6 +284,12 @@ def prepare(
     if pause.problem and not ctx.check:
         raise HostError(ctx.host.name, f"{pause.problem}; this node was not touched")
     facts = gather(ctx, settings.endpoint)
+    claimed = str(ctx.host.vars.get("kubernetes_version", ""))
+    if claimed and not claimed.startswith(f"{facts.kubelet.major}.{facts.kubelet.minor}."):
+        ctx.report.warn(
+            f"the inventory says kubernetes_version {claimed} but the kubelet is "
+            f"{facts.kubelet}: the pause tag follows the inventory, the flag rule the kubelet"
+        )
     if pause.platforms and f"linux/{facts.arch}" not in pause.platforms:
         raise HostError(
             ctx.host.name,

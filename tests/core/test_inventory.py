@@ -141,6 +141,9 @@ KUBESPRAY = """
 all:
   vars:
     registry: {address: registry.example.internal, port: 5000}
+    ansible_user: core
+    ansible_port: 2200
+    ansible_become_password: never-carried-over
   hosts:
     cp1: {ansible_host: 10.0.0.1, ansible_user: ubuntu, ip: 10.0.0.1}
     w1: {ansible_host: 10.0.0.2, ansible_port: 2222, ansible_user: ubuntu}
@@ -154,7 +157,7 @@ all:
       hosts: {cp1: }
     k8s_cluster:
       children: {kube_control_plane: , kube_node: }
-      vars: {kubernetes_version: "1.30.2"}
+      vars: {kube_version: v1.30.2, ansible_ssh_private_key_file: keys/cluster}
 """
 
 
@@ -167,6 +170,9 @@ def test_kubespray_inventory_maps_onto_the_same_groups(tmp_path: Path) -> None:
     assert inv.hosts["cp1"].vars["ip"] == "10.0.0.1"
     assert w1.vars["kubernetes_version"] == "1.30.2"
     assert w1.vars["registry"]["port"] == 5000
+    w2 = inv.hosts["w2"]
+    assert (w2.user, w2.port, w2.key_file) == ("core", 2200, tmp_path / "keys/cluster")
+    assert "never-carried-over" not in repr(inv)
 
 
 @pytest.mark.parametrize("name", ["hosts.yml", "hosts.example.yml"])

@@ -147,3 +147,11 @@ def test_ssh_config_supplies_name_port_user_and_key(sshd: Sshd, tmp_path: Path) 
     conn = Connector(inv, SSHOptions(ssh_config=config))
     assert conn.session(inv.hosts["box"]).run(["id", "-un"]).stdout == "root\n"
     conn.close()
+
+
+def test_an_unreadable_known_hosts_line_is_a_clear_error(sshd: Sshd, tmp_path: Path) -> None:
+    broken = tmp_path / "known_hosts"
+    broken.write_text(f"[{sshd.address}]:{sshd.port} ssh-ed25519 not-base64!!\n")
+    inv = inventory.load(sshd.inventory(tmp_path, known_hosts=str(broken)))
+    with pytest.raises(ConnectError, match="has a line that cannot be read"):
+        Connector(inv).session(inv.hosts["box"])

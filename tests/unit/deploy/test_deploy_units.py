@@ -95,6 +95,7 @@ SETTINGS_ERRORS = [
         r"users\[0\]: no password for u",
     ),
     ({"address": "a", "proxy": {"username": "u"}}, r"proxy\.remoteurl: missing"),
+    ({"address": "a", "users": [{"name": "ci:admin"}]}, r"users\[0\]\.name: a user name cannot"),
 ]
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..core.errors import HostError
 from ..core.probe import Probe
-from ..core.steps import FileSpec, HostContext, ensure_files, restore
+from ..core.steps import Backup, FileSpec, HostContext, ensure_files, restore
 from ..registry.client import RegistryClient
 from ..registry.config import patch_config
 from ..registry.errors import RegistryError
@@ -115,13 +115,21 @@ def garbage_collect(
                 f"of stored indexes ({', '.join(indexes[:5])}); 3.0 fixed that. Run without "
                 "--delete-untagged, or pass --force if you accept the loss",
             )
-    current = Probe().file(host_path).run(ctx.session).file(host_path)
-    readonly = patch_config(current.text, {"storage.maintenance.readonly.enabled": True}, host_path)
-    spec = FileSpec(host_path, readonly.text.encode(), current.mode, current.owner, current.group)
-    backup = ensure_files(ctx, [spec], {host_path: current}, "read-only on")
+    backup = Backup()
+    if not dry_run:
+        # A dry run deletes nothing, so only the real sweep needs pushes stopped.
+        current = Probe().file(host_path).run(ctx.session).file(host_path)
+        patched = patch_config(
+            current.text, {"storage.maintenance.readonly.enabled": True}, host_path
+        )
+        spec = FileSpec(
+            host_path, patched.text.encode(), current.mode, current.owner, current.group
+        )
+        backup = ensure_files(ctx, [spec], {host_path: current}, "read-only on")
     data = shlex.quote(settings.data_dir)
     try:
-        _restart(ctx, engine, settings, "read-only mode on")
+        if not dry_run:
+            _restart(ctx, engine, settings, "read-only mode on")
         result.bytes_before = int(ctx.run(["sh", "-c", f"du -sb {data} | cut -f1"]).stdout.strip())
         args = ["registry", "garbage-collect", "--dry-run"]
         if delete_untagged:
@@ -146,7 +154,8 @@ def garbage_collect(
     finally:
         if backup:
             restore(ctx, backup)
-        _restart(ctx, engine, settings, "read-only mode off")
+        if not dry_run:
+            _restart(ctx, engine, settings, "read-only mode off")
     result.bytes_after = int(ctx.run(["sh", "-c", f"du -sb {data} | cut -f1"]).stdout.strip())
     verify_all(client, result)
     if result.problems:

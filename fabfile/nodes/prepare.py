@@ -205,7 +205,7 @@ def prepull(ctx: HostContext, facts: NodeFacts, pause: PauseImage) -> None:
         pinned = {line.split()[0] for line in facts.images.splitlines() if PIN_LABEL in line}
         if {pause.private, pause.upstream} - pinned:
             for name in (pause.private, pause.upstream):
-                ctx.change([*label, name, PIN_LABEL], "pin label", f"labelled {name} pinned")
+                ctx.change([*label, name, PIN_LABEL], f"pin label {name}", "labelled pinned")
         else:
             ctx.report.add("pin label", "unchanged", "both names carry the pinned label")
         if pins:

@@ -157,7 +157,7 @@ def bundle(
     c: Context, out: str, images: str = "", file: str = "", archive: str = "", *, fleet: Fleet
 ) -> None:
     """Write images, whole, to an OCI layout on a connected machine, for `mirror --source`."""
-    sources = parse_list(images, file or None) or default_sources(fleet)
+    sources = list(dict.fromkeys(parse_list(images, file or None) or default_sources(fleet)))
     registry_host = fleet.inventory.hosts[fleet.inventory.groups["registry"][0]]
     pool = ClientPool(upstream_endpoints(fleet.inventory, registry_host), no_default_endpoint)
     try:

@@ -96,7 +96,9 @@ def inspect(c: Context, reference: str, tunnel: bool = False, *, fleet: Fleet) -
         info = upkeep.inspect(client, repository, ref)
     table = Table(title=reference, title_justify="left", show_header=False)
     for key, value in asdict(info).items():
-        table.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+        if key == "children":
+            value = [f"{platform} {digest}" for platform, digest in value]
+        table.add_row(key, "\n".join(map(str, value)) if isinstance(value, list) else str(value))
     _print(fleet, asdict(info), table=table)
 
 
@@ -108,11 +110,12 @@ def inspect(c: Context, reference: str, tunnel: bool = False, *, fleet: Fleet) -
         "yes": "do not ask before deleting",
         "force": "delete even a platform manifest that an index lists",
         "tunnel": TUNNEL_HELP,
+        "check": "show what the delete would take and delete nothing",
     },
 )
 def delete(
     c: Context, reference: str, yes: bool = False, force: bool = False, tunnel: bool = False,
-    *, fleet: Fleet,
+    check: bool = False, *, fleet: Fleet,
 ) -> None:  # fmt: skip
     """Delete the manifest REFERENCE points at, and with it every tag on the same digest.
 
@@ -127,6 +130,8 @@ def delete(
             f"{', '.join(plan.tags) or 'none'}; deleting it removes all of them",
             file=sys.stderr,
         )
+        if check:
+            return
         if not yes:
             if not sys.stdin.isatty():
                 raise Exit("not confirmed: pass --yes to delete without a prompt", 1)
@@ -150,12 +155,23 @@ def delete(
 @fleet_task(
     changes=False,
     positional=["reference"],
-    help={"reference": "repo:tag, the one tag to remove", "tunnel": TUNNEL_HELP},
+    help={
+        "reference": "repo:tag, the one tag to remove",
+        "tunnel": TUNNEL_HELP,
+        "check": "show the tag and the siblings it keeps, and remove nothing",
+    },
 )
-def untag(c: Context, reference: str, tunnel: bool = False, *, fleet: Fleet) -> None:
+def untag(
+    c: Context, reference: str, tunnel: bool = False, check: bool = False, *, fleet: Fleet
+) -> None:
     """Remove one tag (repo:tag) and keep every other tag on the same digest."""
     repository, tag = _split(reference)
     with registry_client(fleet, tunnel) as client:
+        if check:
+            plan = upkeep.plan_delete(client, repository, tag)
+            kept = [t for t in plan.tags if t != tag]
+            print(f"would remove {repository}:{tag}; kept: {', '.join(kept) or 'no other tags'}")
+            return
         outcome = upkeep.untag(client, repository, tag)
     _print(
         fleet,

@@ -50,9 +50,12 @@ NOTES = [
     "`fleet-pull` script (a local copy of a 64 KiB blob checked with sha256sum), and the shared "
     "`fleet-kubelet restart` stub (stops the stand-in `sleep infinity`, starts a new one) only "
     "when a file changed.",
-    "Scenarios: cold = every ROOT removed before each run; warm = nothing to change (follows "
-    "the previous run); drift = the containerd config of one host in ten (at least one) edited "
-    "in place before each run.",
+    "Scenarios: cold = every ROOT removed before each run; warm = nothing to change; drift = "
+    "the containerd config of one host in ten (at least one) edited in place before each run. "
+    "At each N the contenders' runs are interleaved (run i of every tool, in an order rotated "
+    "by i); warm and drift start from the state the previous run left, whichever tool left it "
+    "(the checks make it the same for all), with the directories set to 0755, the mode every "
+    "peer leaves, so no tool is made to undo another's directory modes.",
     "Wall time: from start to exit of the tool's process (interpreter start and imports "
     "included; median of the runs). Tool CPU: user + system of the tool's whole process tree, "
     "including processes it leaves behind (Ansible's ControlPersist masters are stopped and "

@@ -295,6 +295,7 @@ class Connector:
         self._gateways: dict[str, Connection] = {}
         self._lock = threading.Lock()
         self._known_hosts_lock = threading.Lock()
+        self._parsed: dict[Path, paramiko.HostKeys] = {}
         self.counters = _Counters()
 
     def _connection(self, host: Host) -> Connection:
@@ -322,22 +323,27 @@ class Connector:
             self._check_host_keys(conn.gateway, host)
         return conn
 
+    def _known_hosts(self, path: Path, host: str) -> paramiko.HostKeys:
+        """The known_hosts file at ``path``, parsed once per run (paramiko's parser is slow)."""
+        with self._known_hosts_lock:
+            if path not in self._parsed:
+                try:
+                    self._parsed[path] = paramiko.HostKeys(str(path) if path.exists() else None)
+                except (paramiko.SSHException, paramiko.hostkeys.InvalidHostKey, ValueError) as exc:
+                    raise ConnectError(
+                        host, f"{path} has a line that cannot be read: {exc}"
+                    ) from None
+            return self._parsed[path]
+
     def _check_host_keys(self, conn: Connection, host: Host) -> None:
         client = conn.client
         known = host.known_hosts
         if known is None and conn.ssh_config.get("userknownhostsfile"):
             known = Path(str(conn.ssh_config["userknownhostsfile"]).split()[0]).expanduser()
-        try:
-            if known is not None:
-                if known.exists():
-                    client.load_host_keys(str(known))
-            else:
-                client.load_system_host_keys()
-        except (paramiko.SSHException, paramiko.hostkeys.InvalidHostKey, ValueError) as exc:
-            where = known or "~/.ssh/known_hosts"
-            raise ConnectError(
-                host.name, f"{where} has a line that cannot be read: {exc}"
-            ) from None
+        known = known or Path("~/.ssh/known_hosts").expanduser()
+        name = _known_name(conn.host, int(conn.port))
+        for kind, key in (self._known_hosts(known, host.name).lookup(name) or {}).items():
+            client.get_host_keys().add(name, kind, key)
         if self.options.accept_new_host_keys:
             client.set_missing_host_key_policy(
                 _AcceptNewPolicy(host.known_hosts, self._known_hosts_lock)

@@ -156,7 +156,7 @@ def _write_script(pending: Sequence[tuple[FileSpec, RemoteFile]], backup_dir: st
         tmp = shlex.quote(f"{spec.path}.regtk-new")
         data = base64.b64encode(spec.content).decode()
         stage += [
-            f'mkdir -p "$(dirname {path})"',
+            f'(umask 022; mkdir -p "$(dirname {path})")',
             f"printf '%s' {shlex.quote(data)} | base64 -d > {tmp}",
             f"chmod {shlex.quote(spec.mode)} {tmp}",
             f"chown {shlex.quote(spec.owner + ':' + spec.group)} {tmp}",
@@ -169,7 +169,7 @@ def _write_script(pending: Sequence[tuple[FileSpec, RemoteFile]], backup_dir: st
             )
         if old.exists:
             saved = shlex.quote(f"{backup_dir}{spec.path}")
-            commit += [f'mkdir -p "$(dirname {saved})"', f"cp -p {path} {saved}"]
+            commit += [f'(umask 022; mkdir -p "$(dirname {saved})")', f"cp -p {path} {saved}"]
         commit.append(f"mv -f {tmp} {path}")
     return "\n".join([*stage, *commit, "trap - EXIT"]) + "\n"
 

@@ -68,6 +68,7 @@ def test_ensure_then_unchanged(ctx: HostContext, tmp_path: Path) -> None:
     assert [s.status for s in first.steps] == ["changed", "changed"]
     assert (tmp_path / "etc/new.conf").read_bytes() == b"a = 1\n"
     assert oct((tmp_path / "etc/new.conf").stat().st_mode & 0o777) == "0o600"
+    assert oct((tmp_path / "etc").stat().st_mode & 0o777) == "0o755", "new folders are 0755"
     second = apply(ctx, specs)
     assert [s.status for s in second.steps] == ["unchanged", "unchanged"]
     assert not list(tmp_path.rglob("*.regtk-new"))

@@ -303,7 +303,10 @@ class Connector:
             overrides={"timeouts": {"connect": int(self.options.connect_timeout)}},
             runtime_ssh_path=str(self.options.ssh_config) if self.options.ssh_config else None,
         )
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, object] = {
+            "banner_timeout": self.options.connect_timeout,
+            "auth_timeout": self.options.connect_timeout,
+        }
         if host.key_file is not None:
             kwargs["key_filename"] = [str(host.key_file)]
             kwargs["look_for_keys"] = False

@@ -68,6 +68,12 @@ def node_report(ctx: HostContext, settings: RegistrySettings, pause: PauseImage)
         problems.append(f"kubelet {facts.kubelet} should run with {FLAG}={pause.private}")
     if action is FlagAction.REMOVE and flag:
         problems.append(f"kubelet {facts.kubelet} must not have {FLAG}")
+    if not row["protected"]:
+        row["note"] = (
+            f"the pause image is not protected from the kubelet's image GC: {row['runtime']} does "
+            "not pin it (containerd pins from 1.6.22, 1.7.3 and 2.x)"
+            + ("" if old_kubelet else f", and kubelet {facts.kubelet} has no flag for it")
+        )
     row["ready"] = not problems
     row["problems"] = problems
     ctx.report.data.update(row)

@@ -125,7 +125,12 @@ def report(c: Context, *, fleet: Fleet) -> None:
 
     reports = fleet.run(one, "nodes.report", show=fleet.as_json)
     if not fleet.as_json:
-        console().print(report_table([rows[r.host] for r in reports if r.host in rows]))
+        unreached = {"runtime": "not reached", "ready": False}
+        table = [rows.get(r.host, {"host": r.host, **unreached}) for r in reports]
+        console().print(report_table(table))
+        for row in table:
+            if row.get("note"):
+                console().print(f"{row['host']}: {row['note']}")
         for failed in (r for r in reports if r.error):
             console().print(f"[red]{failed.host}: {failed.error}[/]")
     finish(reports)

@@ -102,7 +102,7 @@ def _tls_files(settings: RegistrySettings) -> tuple[Path, Path]:
     assert tls is not None
     if tls.generate:
         assert tls.dir is not None
-        return pki.ensure_server_cert(tls.dir, [settings.address])
+        return pki.registry_tls(tls.dir, [settings.address])
     assert tls.cert_file is not None and tls.key_file is not None
     return tls.cert_file, tls.key_file
 

@@ -1,8 +1,9 @@
-"""A small CA and a server certificate for the registry, made once and reused.
+"""A small CA and server certificates, made once and reused.
 
-The files live in a local directory (``tls.dir`` in the inventory): ``ca.crt`` is what nodes
-trust; ``server.crt`` names every address the registry is reached by. A second run reuses them,
-and makes a new server certificate only when the names it must carry changed.
+``deploy-registry`` keeps its files in a local directory (``tls.dir`` in the inventory):
+``ca.crt`` is what nodes trust; ``server.crt`` names every address the registry is reached by.
+The lab uses the same two functions for its upstream registry. A second run reuses what exists,
+and issues a new server certificate only when the names it must carry changed or its CA did.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -53,59 +55,86 @@ def _names_of(cert: x509.Certificate) -> set[str]:
     )
 
 
-def ensure_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    """Load the CA in ``directory``, making it first if there is none."""
-    cert_path, key_path = directory / "ca.crt", directory / "ca.key"
-    if cert_path.exists() and key_path.exists():
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey)
-        return cert, key
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "regtk registry CA")])
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _window() -> tuple[datetime.datetime, datetime.datetime]:
     now = datetime.datetime.now(datetime.UTC)
+    return now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=VALID_DAYS)
+
+
+def ensure_ca(cert_path: Path, key_path: Path, common_name: str) -> bool:
+    """Make a CA at ``cert_path``/``key_path`` unless both exist; return whether it was made."""
+    if cert_path.exists() and key_path.exists():
+        return False
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    start, end = _window()
+    usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     _write_private(key_path, _key_pem(key))
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert, key
+    return True
 
 
-def ensure_server_cert(directory: Path, names: Sequence[str]) -> tuple[Path, Path]:
-    """The server certificate and key for ``names``, signed by the CA in ``directory``."""
-    ca_cert, ca_key = ensure_ca(directory)
-    cert_path, key_path = directory / "server.crt", directory / "server.key"
+def ensure_server_cert(
+    ca: tuple[Path, Path], cert_path: Path, key_path: Path, names: Sequence[str]
+) -> bool:
+    """A server certificate for ``names`` signed by the CA ``ca`` (cert, key) at ``cert_path``.
+
+    Kept when it exists, carries exactly ``names`` and is signed by that CA; issued anew
+    otherwise. Returns whether it was issued.
+    """
+    ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
     if cert_path.exists() and key_path.exists():
         current = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        if _names_of(current) == set(names):
-            return cert_path, key_path
+        if _names_of(current) == set(names) and _signed_by(current, ca_cert):
+            return False
+    ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{ca[1]} does not hold an EC key; remove the CA and run again")
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
+    start, end = _window()
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+        .not_valid_before(start)
+        .not_valid_after(end)
         .add_extension(_san(names), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
     _write_private(key_path, _key_pem(key))
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert_path, key_path
+    return True
+
+
+def registry_tls(directory: Path, names: Sequence[str]) -> tuple[Path, Path]:
+    """The registry's server certificate and key in ``directory``, with a CA made there."""
+    ca = (directory / "ca.crt", directory / "ca.key")
+    ensure_ca(*ca, "regtk registry CA")
+    cert, key = directory / "server.crt", directory / "server.key"
+    ensure_server_cert(ca, cert, key, names)
+    return cert, key

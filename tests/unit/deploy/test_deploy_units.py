@@ -117,11 +117,11 @@ def test_htpasswd_keeps_a_hash_while_the_password_matches() -> None:
 
 
 def test_server_certificate_is_reused_until_its_names_change(tmp_path: Path) -> None:
-    cert, key = pki.ensure_server_cert(tmp_path, ["127.0.1.2"])
+    cert, key = pki.registry_tls(tmp_path, ["127.0.1.2"])
     before = cert.read_bytes()
-    assert pki.ensure_server_cert(tmp_path, ["127.0.1.2"])[0].read_bytes() == before
+    assert pki.registry_tls(tmp_path, ["127.0.1.2"])[0].read_bytes() == before
     assert oct(key.stat().st_mode & 0o777) == "0o600"
-    pki.ensure_server_cert(tmp_path, ["127.0.1.2", "registry.example.internal"])
+    pki.registry_tls(tmp_path, ["127.0.1.2", "registry.example.internal"])
     renewed = x509.load_pem_x509_certificate(cert.read_bytes())
     names = renewed.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "registry.example.internal" in names.get_values_for_type(x509.DNSName)

@@ -153,16 +153,16 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value)
         else:
-            merged[key] = _plain(value)
+            merged[key] = plain(value)
     return merged
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Turn ruamel's round-trip containers into plain dicts and lists."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
@@ -312,7 +312,7 @@ def _split_ansible(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         elif name == "kube_version":
             variables["kubernetes_version"] = str(value).lstrip("v")
         elif not name.startswith("ansible_"):
-            variables[name] = _plain(value)
+            variables[name] = plain(value)
     return connection, variables
 
 

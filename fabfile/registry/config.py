@@ -25,6 +25,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from fabfile.core.inventory import plain
 from fabfile.runtimes.findings import Finding, RuntimeConfigError, Severity
 
 V2_PATH = "/etc/docker/registry/config.yml"
@@ -474,7 +475,7 @@ def apply_environment(
     keys case-insensitively, and each value is parsed as YAML. `version` cannot be overridden.
     """
     pairs = env.items() if isinstance(env, Mapping) else (e.partition("=")[::2] for e in env)
-    result: dict[str, Any] = _plain(data)
+    result: dict[str, Any] = plain(data)
     for name, value in sorted(pairs):
         if not name.startswith("REGISTRY_") or name == "REGISTRY_VERSION":
             continue
@@ -488,14 +489,6 @@ def apply_environment(
             node = child
         node[parts[-1]] = parse_value(value)
     return result
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _get(data: Mapping[str, Any], dotted: str) -> Any:

@@ -22,7 +22,7 @@ import httpx
 
 from ..core.errors import HostError
 from ..core.probe import Facts, Probe
-from ..core.steps import HostContext
+from ..core.steps import Backup, HostContext, restore
 from ..registry.config import config_path_for_image
 from .settings import RegistrySettings
 
@@ -208,3 +208,14 @@ def config_source(info: Mapping[str, Any], image: str) -> tuple[str, str | None]
         if inside.startswith(destination + "/"):
             return inside, posixpath.join(str(mount["Source"]), inside[len(destination) + 1 :])
     return inside, None
+
+
+def roll_back(ctx: HostContext, engine: Engine, settings: RegistrySettings, backup: Backup) -> None:
+    """Put the old files back, restart the registry, and report whether it is healthy again."""
+    restore(ctx, backup)
+    ctx.session.run(engine.argv("restart", settings.container), sudo=True, check=False)
+    again = health(settings, settings.health_timeout)
+    if again is None:
+        ctx.report.add("rollback", "changed", "old files restored; the registry is healthy")
+    else:
+        ctx.report.add("rollback", "failed", f"old files restored but: {again}")

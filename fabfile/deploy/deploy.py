@@ -12,7 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from ..core.errors import HostError
 from ..core.probe import Probe
 from ..core.secrets import read_secret
-from ..core.steps import Backup, FileSpec, HostContext, differs, ensure_files, restore
+from ..core.steps import Backup, FileSpec, HostContext, differs, ensure_files
 from ..registry.config import RegistryConfigError, patch_config, validate_config
 from ..runtimes.findings import Severity
 from . import container, htpasswd, pki
@@ -207,10 +207,4 @@ def _check_health(
     said = container.logs_tail(ctx, engine, settings.container, lines=6)
     ctx.report.add("health", "failed", f"{problem}; the registry logged: {said}")
     if backup:
-        restore(ctx, backup)
-        ctx.session.run(engine.argv("restart", settings.container), sudo=True, check=False)
-        again = container.health(settings, settings.health_timeout)
-        if again is None:
-            ctx.report.add("restore", "changed", "registry healthy with the old files")
-        else:
-            ctx.report.add("restore", "failed", again)
+        container.roll_back(ctx, engine, settings, backup)

@@ -21,7 +21,7 @@ import httpx
 
 from ..core.errors import HostError
 from ..core.probe import Probe
-from ..core.steps import Backup, FileSpec, HostContext, ensure_files, restore
+from ..core.steps import Backup, FileSpec, HostContext, ensure_files
 from ..registry.config import patch_config
 from . import container
 from .container import Engine
@@ -142,10 +142,4 @@ def _restart_checked(
         return
     said = container.logs_tail(ctx, engine, settings.container)
     ctx.report.add("restart", "failed", f"after {keys}: {problem}; the registry logged: {said}")
-    restore(ctx, backup)
-    ctx.session.run(engine.argv("restart", settings.container), sudo=True, check=False)
-    again = container.health(settings, settings.health_timeout)
-    if again is None:
-        ctx.report.add("rollback", "changed", "old config.yml restored; the registry is healthy")
-    else:
-        ctx.report.add("rollback", "failed", f"old config.yml restored but: {again}")
+    container.roll_back(ctx, engine, settings, backup)

@@ -126,14 +126,17 @@ def _wait_until_serving(wait: float = 30.0) -> None:
     with client(auth=False) as http:
         while True:
             try:
-                if http.get("/v2/").status_code == 401:
+                status = http.get("/v2/").status_code
+                if status == 401:
                     return
+                seen = f"HTTP {status}, not 401"
             except httpx.HTTPError as exc:
-                if time.monotonic() > deadline:
-                    raise LabError(
-                        f"upstream: no answer from {URL}/v2/ ({exc}); "
-                        f"see `docker logs {UPSTREAM_CONTAINER}`"
-                    ) from exc
+                seen = str(exc)
+            if time.monotonic() > deadline:
+                raise LabError(
+                    f"upstream: no answer from {URL}/v2/ ({seen}); "
+                    f"see `docker logs {UPSTREAM_CONTAINER}`"
+                )
             time.sleep(0.2)
 
 
